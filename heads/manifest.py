@@ -1,0 +1,49 @@
+"""The JSON manifest that travels with every head's safetensors file."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+HEAD_NAME_PATTERN = r"^[a-z][a-z0-9_\-]{0,63}$"
+MANIFEST_FILE = "manifest.json"
+WEIGHTS_FILE = "head.safetensors"
+FORMAT_VERSION = 1
+
+
+class BackboneFingerprint(BaseModel):
+    """Identifies the backbone a head was trained on; a mismatch refuses the load."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model_type: str
+    hidden_size: int = Field(gt=0)
+    num_layers: int = Field(gt=0)
+    embedding_hash: str = Field(min_length=8, max_length=64)
+
+
+class HeadManifest(BaseModel):
+    """Everything needed to rebuild a head and to tell users what it is."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    format_version: int = FORMAT_VERSION
+    name: str = Field(pattern=HEAD_NAME_PATTERN)
+    version: str = Field(default="1", min_length=1, max_length=64)
+    kind: Literal["sequence", "token"]
+    labels: list[str] = Field(min_length=2)
+    k: int = Field(gt=0, le=4096)
+    alpha: float = Field(default=64.0, gt=0)
+    cutoff: float = Field(default=0.0, ge=0, lt=1)
+    mixing: Literal["adaptive", "last", "uniform"] = "adaptive"
+    layer_logits: list[float]
+    positions: bool = False
+    max_positions: int = Field(default=512, gt=0)
+    num_attention_heads: int = Field(default=4, gt=0)
+    ff_dim: int = Field(default=2048, gt=0)
+    dropout: float = Field(default=0.1, ge=0, lt=1)
+    backbone: BackboneFingerprint
+    training: dict[str, Any] = Field(default_factory=dict)
+    metrics: dict[str, float] = Field(default_factory=dict)
+    description: str = ""

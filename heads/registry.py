@@ -1,0 +1,90 @@
+"""The set of loaded heads: scanned from folders, swapped atomically as a whole."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from heads.io import HeadLoadError, load_head
+from heads.manifest import MANIFEST_FILE
+from heads.task_head import TaskHead
+from models.accumulator import AccumulatorPlan
+from models.backbone import BackboneInfo
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LoadFailure:
+    folder: str
+    error: str
+
+
+@dataclass
+class HeadSet:
+    """An immutable-by-convention snapshot of heads; plans are cached per task subset."""
+
+    heads: dict[str, TaskHead]
+    failures: list[LoadFailure] = field(default_factory=list)
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    dtype: torch.dtype = torch.float32
+    _plans: dict[frozenset[str], AccumulatorPlan] = field(default_factory=dict, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def names(self) -> list[str]:
+        return sorted(self.heads)
+
+    def plan_for(self, names: Iterable[str]) -> AccumulatorPlan:
+        key = frozenset(names)
+        with self._lock:
+            plan = self._plans.get(key)
+            if plan is None:
+                tasks = [self.heads[n].projection() for n in sorted(key)]
+                plan = AccumulatorPlan.build(tasks, self.device, self.dtype)
+                self._plans[key] = plan
+            return plan
+
+
+def head_folders(roots: Sequence[str | Path]) -> list[Path]:
+    """Every folder directly under each root (or the root itself) holding a manifest."""
+    found: list[Path] = []
+    for root in roots:
+        root = Path(root)
+        if (root / MANIFEST_FILE).is_file():
+            found.append(root)
+        elif root.is_dir():
+            found.extend(sorted(p for p in root.iterdir() if (p / MANIFEST_FILE).is_file()))
+    return found
+
+
+def load_head_set(
+    roots: Sequence[str | Path],
+    info: BackboneInfo,
+    device: torch.device | str = "cpu",
+    dtype: torch.dtype = torch.float32,
+    skip_failures: bool = False,
+    reserved: Iterable[str] = (),
+) -> HeadSet:
+    """Load every head under ``roots``; a bad head raises unless ``skip_failures``."""
+    heads: dict[str, TaskHead] = {}
+    failures: list[LoadFailure] = []
+    taken = set(reserved)
+    for folder in head_folders(roots):
+        try:
+            head = load_head(folder, info, device)
+            if head.name in taken or head.name in heads:
+                raise HeadLoadError(f"{folder}: task name {head.name!r} is already taken")
+        except HeadLoadError as exc:
+            if not skip_failures:
+                raise
+            log.error("skipping head: %s", exc)
+            failures.append(LoadFailure(str(folder), str(exc)))
+            continue
+        heads[head.name] = head
+    return HeadSet(heads=heads, failures=failures, device=torch.device(device), dtype=dtype)

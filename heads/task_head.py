@@ -1,0 +1,80 @@
+"""A named, versioned head: layer mixer + head module + manifest."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from heads.manifest import BackboneFingerprint, HeadManifest
+from heads.mixing import LayerMixer
+from heads.modules import SequenceClassificationHead, TokenClassificationHead
+from models.accumulator import TaskProjection
+from models.backbone import BackboneInfo
+
+
+def fingerprint_of(info: BackboneInfo) -> BackboneFingerprint:
+    return BackboneFingerprint(
+        model_type=info.model_type,
+        hidden_size=info.hidden_size,
+        num_layers=info.num_layers,
+        embedding_hash=info.fingerprint,
+    )
+
+
+class TaskHead(nn.Module):
+    """Everything one task adds to the backbone. It never calls the backbone itself."""
+
+    def __init__(self, manifest: HeadManifest) -> None:
+        super().__init__()
+        self.manifest = manifest
+        fp = manifest.backbone
+        self.mixer = LayerMixer(
+            num_states=fp.num_layers + 1,
+            hidden_size=fp.hidden_size,
+            k=manifest.k,
+            alpha=manifest.alpha,
+            cutoff=manifest.cutoff,
+            mode=manifest.mixing,
+            positions=manifest.positions,
+            max_positions=manifest.max_positions,
+        )
+        if len(manifest.layer_logits) == fp.num_layers + 1:
+            with torch.no_grad():
+                self.mixer.layer_logits.copy_(torch.tensor(manifest.layer_logits))
+        self.head: SequenceClassificationHead | TokenClassificationHead
+        if manifest.kind == "sequence":
+            self.head = SequenceClassificationHead(
+                manifest.k, len(manifest.labels), manifest.num_attention_heads, manifest.dropout
+            )
+        else:
+            self.head = TokenClassificationHead(
+                manifest.k,
+                len(manifest.labels),
+                manifest.num_attention_heads,
+                manifest.ff_dim,
+                manifest.dropout,
+            )
+
+    @property
+    def name(self) -> str:
+        return self.manifest.name
+
+    @property
+    def kind(self) -> str:
+        return self.manifest.kind
+
+    @property
+    def labels(self) -> list[str]:
+        return self.manifest.labels
+
+    def projection(self) -> TaskProjection:
+        return self.mixer.export(self.name)
+
+    def sync_manifest(self) -> HeadManifest:
+        """Copy the learned layer logits into the manifest (before saving)."""
+        logits = [float(x) for x in self.mixer.layer_logits.detach().cpu()]
+        self.manifest = self.manifest.model_copy(update={"layer_logits": logits})
+        return self.manifest
+
+    def parameter_count(self) -> int:
+        return sum(p.numel() for p in self.parameters())

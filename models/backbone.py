@@ -1,0 +1,281 @@
+"""Frozen Hugging Face backbone with layer taps.
+
+Each hidden state Z_0 (the input of the first layer) .. Z_L (the output of the last
+layer) is handed to a consumer while the model runs, through forward hooks on the layer
+modules. Nothing asks the model for ``output_hidden_states`` and nothing keeps the states,
+so memory stays at one layer's activations. When no one needs the later layers, a hook
+raises :class:`_EarlyExit` after the last needed layer and the rest of the model never runs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from models.embedding import mean_pool_normalize
+
+LayerConsumer = Callable[[int, torch.Tensor], None]
+
+
+class BackboneError(RuntimeError):
+    """The backbone cannot be loaded or does not have the expected structure."""
+
+
+class _EarlyExit(Exception):
+    """Raised inside a layer hook to stop the forward pass after the last needed layer."""
+
+
+@dataclass(frozen=True)
+class BackboneInfo:
+    """What a head needs to know to check it was trained on this backbone."""
+
+    name: str
+    model_type: str
+    hidden_size: int
+    num_layers: int  # L: hidden states Z_0..Z_L, so L + 1 taps
+    max_length: int  # tokens per window, special tokens included
+    is_encoder_decoder: bool
+    fingerprint: str
+
+    @property
+    def num_states(self) -> int:
+        return self.num_layers + 1
+
+    @property
+    def main_task(self) -> str:
+        return "generate" if self.is_encoder_decoder else "embedding"
+
+
+@dataclass
+class ForwardResult:
+    """What one backbone pass produced besides the taps."""
+
+    layers_run: int
+    last_hidden: torch.Tensor | None = None
+    embedding: torch.Tensor | None = None
+    generated: torch.Tensor | None = None
+
+
+def _encoder_layers(model: nn.Module) -> nn.ModuleList:
+    """The encoder's layer list for BERT-family encoders and BART-style seq2seq models."""
+    candidates = [
+        ("encoder", "layer"),  # BERT, RoBERTa, XLM-R, ELECTRA
+        ("encoder", "layers"),  # BART encoder (via get_encoder)
+        ("transformer", "layer"),  # DistilBERT
+        ("layer",),  # an encoder module itself
+        ("layers",),
+    ]
+    roots: list[Any] = [model]
+    if getattr(model.config, "is_encoder_decoder", False):
+        roots.insert(0, model.get_encoder())
+    for root in roots:
+        for path in candidates:
+            obj: Any = root
+            for attr in path:
+                obj = getattr(obj, attr, None)
+                if obj is None:
+                    break
+            if isinstance(obj, nn.ModuleList) and len(obj) > 0:
+                return obj
+    raise BackboneError(f"cannot find the encoder layers of {type(model).__name__}")
+
+
+def embedding_fingerprint(model: nn.Module) -> str:
+    """A short hash of the input embedding matrix: cheap, and different for every checkpoint."""
+    weight = model.get_input_embeddings().weight.detach().to("cpu", torch.float32)
+    digest = hashlib.sha256(weight.contiguous().numpy().tobytes()).hexdigest()
+    return digest[:16]
+
+
+def _window_length(path: Path | None, config: Any, tokenizer: Any) -> int:
+    """Tokens per window: sentence-transformers' max_seq_length when present, else the model's."""
+    if path is not None and (path / "sentence_bert_config.json").is_file():
+        st = json.loads((path / "sentence_bert_config.json").read_text())
+        if "max_seq_length" in st:
+            return int(st["max_seq_length"])
+    limits = [int(getattr(config, "max_position_embeddings", 512))]
+    if config.model_type in {"roberta", "xlm-roberta", "camembert"}:
+        limits[0] -= 2  # positions start after the padding index
+    model_max = getattr(tokenizer, "model_max_length", None)
+    if isinstance(model_max, int) and 0 < model_max < 100_000:
+        limits.append(model_max)
+    return min(limits)
+
+
+class Backbone:
+    """A frozen transformer: tokenizer, model and layer taps.
+
+    The model is in eval mode with gradients off; every call runs under inference mode.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        tokenizer: Any,
+        name: str,
+        max_length: int | None = None,
+        source_dir: Path | None = None,
+    ) -> None:
+        self.model = model.eval()
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+        self.tokenizer = tokenizer
+        self.layers = _encoder_layers(model)
+        config = model.config
+        self.is_encoder_decoder = bool(getattr(config, "is_encoder_decoder", False))
+        window = max_length or _window_length(source_dir, config, tokenizer)
+        self.info = BackboneInfo(
+            name=name,
+            model_type=str(config.model_type),
+            hidden_size=int(config.hidden_size if hasattr(config, "hidden_size") else config.d_model),
+            num_layers=len(self.layers),
+            max_length=int(window),
+            is_encoder_decoder=self.is_encoder_decoder,
+            fingerprint=embedding_fingerprint(model),
+        )
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.model.parameters()).dtype
+
+    @classmethod
+    def load(
+        cls,
+        name_or_path: str | Path,
+        device: str | torch.device = "cpu",
+        dtype: torch.dtype = torch.float32,
+        max_length: int | None = None,
+        name: str | None = None,
+    ) -> Backbone:
+        """Load a local checkpoint folder (or a hub name where a hub is reachable)."""
+        from transformers import AutoConfig, AutoModel, AutoTokenizer
+
+        path = Path(name_or_path)
+        source = str(path) if path.exists() else str(name_or_path)
+        try:
+            config = AutoConfig.from_pretrained(source)
+            tokenizer = AutoTokenizer.from_pretrained(source, use_fast=True)
+            model_cls: Any = AutoModel
+            if getattr(config, "is_encoder_decoder", False):
+                from transformers import AutoModelForSeq2SeqLM
+
+                model_cls = AutoModelForSeq2SeqLM
+            model = model_cls.from_pretrained(source, dtype=dtype)
+        except (OSError, ValueError) as exc:
+            raise BackboneError(f"cannot load backbone from {name_or_path!r}: {exc}") from exc
+        if not getattr(tokenizer, "is_fast", False):
+            raise BackboneError(f"{name_or_path!r} has no fast tokenizer; offsets need one")
+        model.to(device)
+        return cls(
+            model,
+            tokenizer,
+            name=name or (path.name if path.exists() else str(name_or_path)),
+            max_length=max_length,
+            source_dir=path if path.exists() else None,
+        )
+
+    @contextmanager
+    def taps(self, consumer: LayerConsumer, last_layer: int | None) -> Iterator[None]:
+        """Hand Z_0..Z_L to ``consumer`` during the next forward; stop after ``last_layer``."""
+        handles = []
+
+        def pre_hook(module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+            hidden = args[0] if args else kwargs["hidden_states"]
+            consumer(0, hidden)
+            if last_layer == 0:
+                raise _EarlyExit
+
+        def make_hook(index: int) -> Callable[..., None]:
+            def hook(module: nn.Module, args: Any, output: Any) -> None:
+                hidden = output[0] if isinstance(output, tuple) else output
+                consumer(index, hidden)
+                if last_layer is not None and index >= last_layer:
+                    raise _EarlyExit
+
+            return hook
+
+        handles.append(self.layers[0].register_forward_pre_hook(pre_hook, with_kwargs=True))
+        for i, layer in enumerate(self.layers):
+            handles.append(layer.register_forward_hook(make_hook(i + 1)))
+        try:
+            yield
+        finally:
+            for h in handles:
+                h.remove()
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        consumer: LayerConsumer | None = None,
+        last_layer: int | None = None,
+        main: bool = True,
+        generate_kwargs: dict[str, Any] | None = None,
+    ) -> ForwardResult:
+        """One pass: taps feed ``consumer``; the main task is computed when ``main``.
+
+        ``last_layer`` is ignored when ``main`` is set: the main task needs every layer.
+        For BART the side heads tap the encoder pass that generation itself uses.
+        """
+        stop = None if main else last_layer
+        counter = _LayerCounter(consumer)
+        with torch.inference_mode(), self.taps(counter, stop):
+            try:
+                if self.is_encoder_decoder:
+                    return self._forward_seq2seq(
+                        input_ids, attention_mask, counter, main, generate_kwargs or {}
+                    )
+                out = self.model(input_ids=input_ids, attention_mask=attention_mask)
+            except _EarlyExit:
+                return ForwardResult(layers_run=counter.layers_run)
+        last = out.last_hidden_state
+        embedding = mean_pool_normalize(last, attention_mask) if main else None
+        return ForwardResult(layers_run=counter.layers_run, last_hidden=last, embedding=embedding)
+
+    def _forward_seq2seq(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        counter: _LayerCounter,
+        main: bool,
+        generate_kwargs: dict[str, Any],
+    ) -> ForwardResult:
+        encoder = self.model.get_encoder()
+        enc = encoder(input_ids=input_ids, attention_mask=attention_mask)
+        layers_run = counter.layers_run
+        if not main:
+            return ForwardResult(layers_run=layers_run, last_hidden=enc.last_hidden_state)
+        # Generation reuses this encoder output: the encoder runs once in total.
+        generated = self.model.generate(
+            encoder_outputs=enc,
+            attention_mask=attention_mask,
+            **generate_kwargs,
+        )
+        return ForwardResult(
+            layers_run=layers_run, last_hidden=enc.last_hidden_state, generated=generated
+        )
+
+
+class _LayerCounter:
+    """Counts the taps that fired, so callers learn how many layers actually ran."""
+
+    def __init__(self, consumer: LayerConsumer | None) -> None:
+        self.consumer = consumer
+        self.layers_run = 0
+
+    def __call__(self, index: int, hidden: torch.Tensor) -> None:
+        self.layers_run = max(self.layers_run, index)
+        if self.consumer is not None:
+            self.consumer(index, hidden)

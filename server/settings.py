@@ -1,0 +1,79 @@
+"""The one Settings class: every field is a SIDETASK_* environment variable and a CLI flag."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from typing_extensions import Annotated
+
+
+def _split_csv(value: object) -> object:
+    if isinstance(value, str):
+        return [v.strip() for v in value.split(",") if v.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    """Server, engine and model settings. Flags: ``--field-name``; env: ``SIDETASK_FIELD_NAME``."""
+
+    model_config = SettingsConfigDict(env_prefix="SIDETASK_", extra="ignore")
+
+    # model
+    backbone: str | None = Field(
+        None, description="Backbone folder or hub name; empty = the embedded all-MiniLM-L6-v2."
+    )
+    heads_dir: list[Path] | None = Field(
+        None,
+        description="Folders of head folders (comma separated); empty = the shipped heads.",
+    )
+    skip_bad_heads: bool = Field(
+        False, description="Start without heads that fail to load instead of refusing to start."
+    )
+    device: str = Field("auto", description="auto, cpu, cuda or cuda:N.")
+    dtype: Literal["float32", "float16", "bfloat16"] = Field(
+        "float32", description="Backbone weights dtype (float16/bfloat16 on CUDA)."
+    )
+    kernel: Literal["auto", "torch", "triton"] = Field(
+        "auto", description="Accumulator path: auto = Triton on CUDA, torch on CPU."
+    )
+    max_length: int | None = Field(
+        None, gt=8, description="Tokens per window; empty = the backbone's own limit."
+    )
+    window_overlap: int = Field(64, ge=0, description="Tokens shared by neighbouring windows.")
+    generate_max_length: int = Field(64, gt=0, description="BART: max generated tokens.")
+    generate_num_beams: int = Field(1, gt=0, description="BART: beams (1 = greedy).")
+    threads: int | None = Field(None, gt=0, description="torch CPU threads; empty = torch default.")
+
+    # batching and limits
+    max_batch_tokens: int = Field(16384, gt=0, description="Padded tokens per backbone pass.")
+    max_batch_size: int = Field(64, gt=0, description="Windows per backbone pass.")
+    max_wait_ms: float = Field(5.0, ge=0, description="How long a batch waits to fill.")
+    queue_size: int = Field(256, gt=0, description="Queued requests before 429.")
+    max_texts: int = Field(64, gt=0, description="Texts per request before 413.")
+    max_text_chars: int = Field(100_000, gt=0, description="Characters per text before 413.")
+    max_body_bytes: int = Field(4 * 1024 * 1024, gt=0, description="Request body bytes before 413.")
+    request_timeout_s: float = Field(60.0, gt=0, description="Per-request deadline (504 after).")
+    drain_timeout_s: float = Field(30.0, ge=0, description="Graceful shutdown: time to finish work.")
+
+    # HTTP
+    host: str = Field("127.0.0.1", description="Bind address.")
+    port: int = Field(8000, ge=0, le=65535, description="Bind port.")
+    api_keys: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Accepted API keys (comma separated); empty = open."
+    )
+    api_keys_file: Path | None = Field(None, description="File with one API key per line.")
+    admin_keys: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Keys allowed to call /admin/*; empty = api keys."
+    )
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Allowed CORS origins; empty = CORS off."
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Log level.")
+    log_json: bool = Field(False, description="Access and app logs as JSON lines.")
+
+    _split = field_validator("api_keys", "admin_keys", "cors_origins", "heads_dir", mode="before")(
+        _split_csv
+    )

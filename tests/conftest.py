@@ -1,0 +1,136 @@
+"""Shared fixtures: tiny random RoBERTa and BART saved as local checkpoints, the real MiniLM."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import pytest
+import torch
+
+from heads.manifest import HeadManifest
+from heads.task_head import TaskHead, fingerprint_of
+from models.backbone import Backbone, BackboneInfo
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+TINY_BPE = FIXTURES / "tiny-bpe"
+
+
+def _tokenizer(cls_name: str):  # type: ignore[no-untyped-def]
+    """The shipped tiny byte-level BPE, wrapped as the model's own tokenizer class."""
+    import json
+
+    import transformers
+
+    cls = getattr(transformers, cls_name)
+    vocab = json.loads((TINY_BPE / "vocab.json").read_text())
+    merges = [
+        tuple(line.split(" "))
+        for line in (TINY_BPE / "merges.txt").read_text().splitlines()[1:]
+        if line.strip()
+    ]
+    return cls(vocab=vocab, merges=merges, model_max_length=64)
+
+
+def _save_tiny(kind: str, folder: Path) -> Path:
+    from transformers import BartConfig, BartForConditionalGeneration, RobertaConfig, RobertaModel
+
+    torch.manual_seed(0)
+    if kind == "roberta":
+        tok = _tokenizer("RobertaTokenizerFast")
+        config = RobertaConfig(
+            vocab_size=len(tok),
+            hidden_size=64,
+            num_hidden_layers=3,
+            num_attention_heads=4,
+            intermediate_size=96,
+            max_position_embeddings=66,
+            pad_token_id=tok.pad_token_id,
+        )
+        model = RobertaModel(config)
+    else:
+        tok = _tokenizer("BartTokenizerFast")
+        config = BartConfig(
+            vocab_size=len(tok),
+            d_model=64,
+            encoder_layers=2,
+            decoder_layers=2,
+            encoder_attention_heads=4,
+            decoder_attention_heads=4,
+            encoder_ffn_dim=96,
+            decoder_ffn_dim=96,
+            max_position_embeddings=64,
+            pad_token_id=tok.pad_token_id,
+            bos_token_id=tok.bos_token_id,
+            eos_token_id=tok.eos_token_id,
+            decoder_start_token_id=tok.eos_token_id,
+            forced_bos_token_id=None,
+            forced_eos_token_id=None,
+        )
+        model = BartForConditionalGeneration(config)
+    model.save_pretrained(folder)
+    tok.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_roberta_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _save_tiny("roberta", tmp_path_factory.mktemp("tiny-roberta"))
+
+
+@pytest.fixture(scope="session")
+def tiny_bart_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _save_tiny("bart", tmp_path_factory.mktemp("tiny-bart"))
+
+
+@pytest.fixture(scope="session")
+def tiny_roberta(tiny_roberta_dir: Path) -> Backbone:
+    return Backbone.load(tiny_roberta_dir)
+
+
+@pytest.fixture(scope="session")
+def tiny_bart(tiny_bart_dir: Path) -> Backbone:
+    return Backbone.load(tiny_bart_dir)
+
+
+@pytest.fixture(scope="session")
+def minilm() -> Backbone:
+    from models.defaults import default_backbone_path
+
+    return Backbone.load(default_backbone_path())
+
+
+def random_head(
+    info: BackboneInfo,
+    name: str,
+    kind: str = "sequence",
+    k: int = 16,
+    labels: list[str] | None = None,
+    seed: int = 0,
+    cutoff: float = 0.0,
+    positions: bool = False,
+    layer_logits: list[float] | None = None,
+) -> TaskHead:
+    """A head with random (untrained) weights, for tests only."""
+    torch.manual_seed(seed)
+    if labels is None:
+        labels = ["negative", "positive"] if kind == "sequence" else ["O", "B-PER", "I-PER"]
+    logits = layer_logits or torch.randn(info.num_states).mul(0.05).tolist()
+    manifest = HeadManifest(
+        name=name,
+        kind=kind,  # type: ignore[arg-type]
+        labels=labels,
+        k=k,
+        alpha=8.0,
+        cutoff=cutoff,
+        layer_logits=logits,
+        positions=positions,
+        max_positions=info.max_length + 2,
+        num_attention_heads=2,
+        ff_dim=64,
+        backbone=fingerprint_of(info),
+    )
+    return TaskHead(manifest).eval()
