@@ -84,5 +84,7 @@ class LayerMixer(nn.Module):
                 name=name,
                 projection=self.projection.detach().clone(),
                 layer_weights=self.layer_weights().detach().clone(),
-                positions=None if self.positions is None else self.positions.weight.detach().clone(),
+                positions=None
+                if self.positions is None
+                else self.positions.weight.detach().clone(),
             )

@@ -58,9 +58,8 @@ def resolve_kernel(kernel: str, device: torch.device) -> str:
 
             return "triton" if triton_available() else "torch"
         return "torch"
-    if choice == "triton" and device.type != "cuda":
-        if os.environ.get("TRITON_INTERPRET") != "1":
-            raise ValueError("the triton kernel runs on CPU only under TRITON_INTERPRET=1")
+    if choice == "triton" and device.type != "cuda" and os.environ.get("TRITON_INTERPRET") != "1":
+        raise ValueError("the triton kernel runs on CPU only under TRITON_INTERPRET=1")
     return choice
 
 

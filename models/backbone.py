@@ -64,7 +64,7 @@ class ForwardResult:
     generated: torch.Tensor | None = None
 
 
-def _encoder_layers(model: nn.Module) -> nn.ModuleList:
+def _encoder_layers(model: Any) -> nn.ModuleList:
     """The encoder's layer list for BERT-family encoders and BART-style seq2seq models."""
     candidates = [
         ("encoder", "layer"),  # BERT, RoBERTa, XLM-R, ELECTRA
@@ -88,7 +88,7 @@ def _encoder_layers(model: nn.Module) -> nn.ModuleList:
     raise BackboneError(f"cannot find the encoder layers of {type(model).__name__}")
 
 
-def embedding_fingerprint(model: nn.Module) -> str:
+def embedding_fingerprint(model: Any) -> str:
     """A short hash of the input embedding matrix: cheap, and different for every checkpoint."""
     weight = model.get_input_embeddings().weight.detach().to("cpu", torch.float32)
     digest = hashlib.sha256(weight.contiguous().numpy().tobytes()).hexdigest()
@@ -118,24 +118,26 @@ class Backbone:
 
     def __init__(
         self,
-        model: nn.Module,
+        model: Any,
         tokenizer: Any,
         name: str,
         max_length: int | None = None,
         source_dir: Path | None = None,
     ) -> None:
-        self.model = model.eval()
+        self.model: Any = model.eval()
         for p in self.model.parameters():
             p.requires_grad_(False)
         self.tokenizer = tokenizer
         self.layers = _encoder_layers(model)
-        config = model.config
+        config: Any = model.config
         self.is_encoder_decoder = bool(getattr(config, "is_encoder_decoder", False))
         window = max_length or _window_length(source_dir, config, tokenizer)
         self.info = BackboneInfo(
             name=name,
             model_type=str(config.model_type),
-            hidden_size=int(config.hidden_size if hasattr(config, "hidden_size") else config.d_model),
+            hidden_size=int(
+                config.hidden_size if hasattr(config, "hidden_size") else config.d_model
+            ),
             num_layers=len(self.layers),
             max_length=int(window),
             is_encoder_decoder=self.is_encoder_decoder,

@@ -7,6 +7,7 @@ streaming accumulator is tested against and the baseline the benchmarks measure.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -36,14 +37,15 @@ def all_hidden_states(
     backbone: Backbone, input_ids: torch.Tensor, attention_mask: torch.Tensor
 ) -> tuple[torch.Tensor, ...]:
     """Every hidden state Z_0..Z_L of the encoder, the way the research code asks for them."""
+    model: Any = backbone.model
     with torch.inference_mode():
         if backbone.is_encoder_decoder:
-            encoder = backbone.model.get_encoder()
+            encoder = model.get_encoder()
             out = encoder(
                 input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True
             )
         else:
-            out = backbone.model(
+            out = model(
                 input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True
             )
     return tuple(out.hidden_states)

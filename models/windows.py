@@ -121,9 +121,7 @@ def collate(
     return ids.to(device), mask.to(device)
 
 
-def plan_batches(
-    windows: Sequence[Window], max_tokens: int, max_size: int
-) -> list[list[int]]:
+def plan_batches(windows: Sequence[Window], max_tokens: int, max_size: int) -> list[list[int]]:
     """Group window indices, longest first, so padded tokens (size x longest) stay under caps."""
     order = sorted(range(len(windows)), key=lambda i: -windows[i].length)
     batches: list[list[int]] = []

@@ -109,7 +109,9 @@ def _print_readable(texts: Sequence[str], payload: dict[str, Any]) -> None:
                 head = ", ".join(f"{x:.4f}" for x in value[:4])
                 print(f"  {task}: [{head}, ...] ({len(value)} floats)")
             elif isinstance(value, list):
-                spans = "; ".join(f"{e['text']} {e['label']} [{e['start']}:{e['end']}]" for e in value)
+                spans = "; ".join(
+                    f"{e['text']} {e['label']} [{e['start']}:{e['end']}]" for e in value
+                )
                 print(f"  {task}: {spans or '(none)'}")
             else:
                 print(f"  {task}: {value}")

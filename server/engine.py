@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 
+from heads.modules import SequenceClassificationHead
 from heads.postprocess import classification_answer, decode_entities, words_from_tokens
 from heads.registry import HeadSet
 from heads.task_head import TaskHead
@@ -117,7 +118,9 @@ class Engine:
         return list(dict.fromkeys(tasks))
 
     def analyze(self, texts: Sequence[str], tasks: Sequence[str] | None = None) -> AnalyzeResult:
-        result = self.run_batch([AnalyzeRequest(list(texts), None if tasks is None else list(tasks))])
+        result = self.run_batch(
+            [AnalyzeRequest(list(texts), None if tasks is None else list(tasks))]
+        )
         if isinstance(result[0], Exception):
             raise result[0]
         return result[0]
@@ -159,7 +162,9 @@ class Engine:
         t0 = self._observe("tokenize", t0)
 
         layers_by_request = [0] * len(requests)
-        for batch in plan_batches(windows, self.config.max_batch_tokens, self.config.max_batch_size):
+        for batch in plan_batches(
+            windows, self.config.max_batch_tokens, self.config.max_batch_size
+        ):
             layers = self._run_micro_batch([windows[i] for i in batch], states, heads)
             for i in batch:
                 r = states[windows[i].text_index].request
@@ -177,7 +182,9 @@ class Engine:
             grouped[st.request].append(answer)
         for ri in range(len(requests)):
             if outcomes[ri] is None:
-                outcomes[ri] = AnalyzeResult(grouped[ri], tokens_by_request[ri], layers_by_request[ri])
+                outcomes[ri] = AnalyzeResult(
+                    grouped[ri], tokens_by_request[ri], layers_by_request[ri]
+                )
         return [o for o in outcomes if o is not None]
 
     def _windows(self, states: Sequence[_TextState]) -> list[Window]:
@@ -228,11 +235,15 @@ class Engine:
                 features = accumulator.features()
                 for name in wanted:
                     rows = [i for i, w in enumerate(windows) if name in states[w.text_index].tasks]
-                    self._collect_head(heads.heads[name], features[name], mask, windows, rows, states)
+                    self._collect_head(
+                        heads.heads[name], features[name], mask, windows, rows, states
+                    )
         self._observe("heads", t0)
         return out.layers_run
 
-    def _collect_main(self, windows: Sequence[Window], states: Sequence[_TextState], out: Any) -> None:
+    def _collect_main(
+        self, windows: Sequence[Window], states: Sequence[_TextState], out: Any
+    ) -> None:
         for row, w in enumerate(windows):
             st = states[w.text_index]
             if w.start != 0 or not st.main:
@@ -256,7 +267,8 @@ class Engine:
         index = torch.tensor(rows, device=features.device)
         f, m = features.index_select(0, index), mask.index_select(0, index)
         if head.kind == "sequence":
-            sums, counts = head.head.pooled_sums(f, m)  # type: ignore[union-attr]
+            assert isinstance(head.head, SequenceClassificationHead)
+            sums, counts = head.head.pooled_sums(f, m)
             for j, row in enumerate(rows):
                 st = states[windows[row].text_index]
                 prev = st.pooled.get(head.name)
@@ -281,10 +293,10 @@ class Engine:
         answer: dict[str, Any] = {}
         for name in sorted(st.tasks):
             head = heads.heads[name]
-            if head.kind == "sequence":
+            if isinstance(head.head, SequenceClassificationHead):
                 sums, counts = st.pooled[name]
                 with torch.inference_mode():
-                    logits = head.head.classify(sums[None], counts[None])  # type: ignore[union-attr]
+                    logits = head.head.classify(sums[None], counts[None])
                 probs = torch.softmax(logits.float(), dim=-1)[0]
                 answer[name] = classification_answer(probs, head.labels)
             else:

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
-from typing_extensions import Annotated
 
 
 def _split_csv(value: object) -> object:
@@ -56,7 +55,9 @@ class Settings(BaseSettings):
     max_text_chars: int = Field(100_000, gt=0, description="Characters per text before 413.")
     max_body_bytes: int = Field(4 * 1024 * 1024, gt=0, description="Request body bytes before 413.")
     request_timeout_s: float = Field(60.0, gt=0, description="Per-request deadline (504 after).")
-    drain_timeout_s: float = Field(30.0, ge=0, description="Graceful shutdown: time to finish work.")
+    drain_timeout_s: float = Field(
+        30.0, ge=0, description="Graceful shutdown: time to finish work."
+    )
 
     # HTTP
     host: str = Field("127.0.0.1", description="Bind address.")
@@ -71,7 +72,9 @@ class Settings(BaseSettings):
     cors_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="Allowed CORS origins; empty = CORS off."
     )
-    log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Log level.")
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        "info", description="Log level."
+    )
     log_json: bool = Field(False, description="Access and app logs as JSON lines.")
 
     _split = field_validator("api_keys", "admin_keys", "cors_origins", "heads_dir", mode="before")(

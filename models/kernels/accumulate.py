@@ -1,4 +1,4 @@
-"""Per-layer multi-task accumulate: GELU -> project (all tasks) -> per-task LayerNorm -> scale -> add.
+"""Per-layer multi-task update: GELU -> project (all tasks) -> LayerNorm per task -> scale -> add.
 
 Liger-Kernel style: the plain torch reference lives here beside the fused Triton kernel and
 its launcher, and tests compare the two.
