@@ -163,6 +163,9 @@ class Backbone:
     ) -> Backbone:
         """Load a local checkpoint folder (or a hub name where a hub is reachable)."""
         from transformers import AutoConfig, AutoModel, AutoTokenizer
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
 
         path = Path(name_or_path)
         source = str(path) if path.exists() else str(name_or_path)

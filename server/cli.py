@@ -80,8 +80,11 @@ def _analyze(args: argparse.Namespace) -> int:
     if not texts:
         print("error: give at least one text (arguments or stdin)", file=sys.stderr)
         return 2
-    tasks = [t.strip() for t in args.tasks.split(",") if t.strip()] if args.tasks else None
     engine = build_engine(settings)
+    if args.tasks:
+        tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
+    else:
+        tasks = engine.available_tasks  # every head and the main task
     try:
         result = engine.analyze(texts, tasks)
     except UnknownTaskError as exc:
@@ -135,7 +138,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     analyze.add_argument("texts", nargs="*", help="Texts to analyze (or one per line on stdin).")
     analyze.add_argument(
-        "--tasks", default=None, help="Comma separated tasks; default every loaded head."
+        "--tasks",
+        default=None,
+        help="Comma separated tasks; default every loaded head and the main task.",
     )
     analyze.add_argument("--json", action="store_true", help="Print the /analyze JSON answer.")
     add_settings_flags(analyze)
