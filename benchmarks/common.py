@@ -1,0 +1,350 @@
+"""Shared benchmark plumbing: pinned threads, interleaved timing, statistics, result files.
+
+Every benchmark measures its variants side by side in one run, interleaved (ABBA order), so
+a noisy shared machine slows all variants alike; ratios are taken per round, then the
+median (with min/max) is reported. Results go to ``benchmarks/results/<name>_<device>.json``
+with the machine, library versions and the exact command, next to a PNG plot.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shlex
+import statistics
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from heads.manifest import HeadManifest
+from heads.registry import HeadSet
+from heads.task_head import TaskHead, fingerprint_of
+from models.accumulator import StreamingAccumulator
+from models.backbone import Backbone, BackboneInfo, ForwardResult
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+SEQUENCE_LABELS = ["negative", "positive"]
+NER_LABELS = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC", "B-ORG", "I-ORG", "B-MISC", "I-MISC"]
+
+
+@dataclass(frozen=True)
+class BenchContext:
+    """What every benchmark was asked to run on, resolved once."""
+
+    device: torch.device
+    dtype: torch.dtype
+    threads: int
+    repeats: int
+    warmup: int
+    out_dir: Path
+    backbone: str | None
+    kernel: str
+
+    @property
+    def tag(self) -> str:
+        """Result file suffix: the device type, plus the dtype when it is not float32."""
+        suffix = "" if self.dtype == torch.float32 else "_" + str(self.dtype).split(".")[-1]
+        return self.device.type + suffix
+
+
+def add_common_arguments(parser: argparse.ArgumentParser, repeats: int = 5) -> None:
+    """Flags every benchmark shares."""
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N.")
+    parser.add_argument("--dtype", default="float32", choices=sorted(DTYPES))
+    parser.add_argument(
+        "--threads", type=int, default=1, help="torch CPU threads, pinned (default 1)."
+    )
+    parser.add_argument("--repeats", type=int, default=repeats, help="Timed rounds (>= 5).")
+    parser.add_argument("--warmup", type=int, default=1, help="Untimed rounds first.")
+    parser.add_argument(
+        "--backbone", default=None, help="Backbone folder; default the packaged MiniLM."
+    )
+    parser.add_argument("--kernel", default="auto", choices=["auto", "torch", "triton"])
+    parser.add_argument("--out", type=Path, default=RESULTS_DIR, help="Results folder.")
+
+
+def setup(args: argparse.Namespace) -> BenchContext:
+    """Pin threads, go offline, seed; refuse half-precision on CPU."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    device = torch.device(args.device)
+    dtype = DTYPES[args.dtype]
+    if device.type == "cpu" and dtype != torch.float32:
+        raise SystemExit("half precision needs --device cuda; use --dtype float32 on CPU")
+    return BenchContext(
+        device, dtype, args.threads, args.repeats, args.warmup, args.out, args.backbone, args.kernel
+    )
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_interleaved(
+    variants: Mapping[str, Callable[[], object]],
+    repeats: int,
+    warmup: int,
+    device: torch.device,
+) -> dict[str, list[float]]:
+    """Seconds per call for each variant, rounds in ABBA order; warm-up rounds dropped."""
+    names = list(variants)
+    times: dict[str, list[float]] = {n: [] for n in names}
+    for r in range(warmup + repeats):
+        order = names if r % 2 == 0 else names[::-1]
+        for name in order:
+            synchronize(device)
+            start = time.perf_counter()
+            variants[name]()
+            synchronize(device)
+            if r >= warmup:
+                times[name].append(time.perf_counter() - start)
+    return times
+
+
+def summary(values: Sequence[float]) -> dict[str, Any]:
+    """Median with min/max: robust to the odd slow round on a shared machine."""
+    return {
+        "median": statistics.median(values),
+        "min": min(values),
+        "max": max(values),
+        "n": len(values),
+        "values": list(values),
+    }
+
+
+def paired_ratio(times: Mapping[str, Sequence[float]], num: str, den: str) -> dict[str, Any]:
+    """Per-round ratio num/den (same round, so drift cancels), summarised."""
+    return summary([a / b for a, b in zip(times[num], times[den], strict=True)])
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def machine_info(ctx: BenchContext) -> dict[str, Any]:
+    """Where the numbers come from: CPU, cores, threads, accelerator, library versions."""
+    import transformers
+
+    info: dict[str, Any] = {
+        "cpu": cpu_model(),
+        "logical_cores": os.cpu_count(),
+        "usable_cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+        "torch_threads": torch.get_num_threads(),
+        "load_average_at_start": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "device": str(ctx.device),
+        "dtype": str(ctx.dtype).split(".")[-1],
+    }
+    if ctx.device.type == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(ctx.device)
+    return info
+
+
+def command_line() -> str:
+    """The exact command as typed (``sidetask bench ...`` or ``python -m benchmarks.x ...``)."""
+    prog = Path(sys.argv[0]).name
+    if prog in {"__main__.py", "-m"} or prog.endswith(".py"):
+        return shlex.join([sys.executable, *sys.argv])
+    return shlex.join([prog, *sys.argv[1:]])
+
+
+def write_result(name: str, ctx: BenchContext, payload: Mapping[str, Any]) -> Path:
+    """``<out>/<name>_<tag>.json`` with machine, versions and command around the payload."""
+    ctx.out_dir.mkdir(parents=True, exist_ok=True)
+    record = {
+        "benchmark": name,
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "command": command_line(),
+        "machine": machine_info(ctx),
+        "settings": {
+            "threads": ctx.threads,
+            "repeats": ctx.repeats,
+            "warmup": ctx.warmup,
+            "order": "interleaved ABBA, ratios per round",
+            "kernel": ctx.kernel,
+        },
+        **payload,
+    }
+    path = ctx.out_dir / f"{name}_{ctx.tag}.json"
+    path.write_text(json.dumps(record, indent=2) + "\n")
+    return path
+
+
+def plot_path(name: str, ctx: BenchContext) -> Path:
+    ctx.out_dir.mkdir(parents=True, exist_ok=True)
+    return ctx.out_dir / f"{name}_{ctx.tag}.png"
+
+
+def new_figure(ncols: int = 1) -> Any:
+    """A headless matplotlib figure (Agg), one row of ``ncols`` panels."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, ncols, figsize=(5.2 * ncols, 4.0), squeeze=False)
+    return fig, list(axes[0])
+
+
+def save_figure(fig: Any, path: Path, title: str) -> None:
+    import matplotlib.pyplot as plt
+
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def load_backbone(ctx: BenchContext) -> Backbone:
+    """The backbone under test: ``--backbone`` or the packaged all-MiniLM-L6-v2."""
+    from models.defaults import DEFAULT_BACKBONE_NAME, default_backbone_path
+
+    if ctx.backbone:
+        return Backbone.load(ctx.backbone, device=ctx.device, dtype=ctx.dtype)
+    return Backbone.load(
+        default_backbone_path(), device=ctx.device, dtype=ctx.dtype, name=DEFAULT_BACKBONE_NAME
+    )
+
+
+def synthetic_batch(
+    backbone: Backbone, batch: int, length: int, seed: int = 0
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Full-length windows of random ordinary tokens between the model's special tokens."""
+    from models.windows import special_ids
+
+    tok = backbone.tokenizer
+    prefix, suffix = special_ids(tok)
+    low = min(1000, max(len(tok) // 4, 1))
+    high = min(len(tok), int(backbone.model.get_input_embeddings().weight.shape[0]))
+    gen = torch.Generator().manual_seed(seed)
+    body = length - len(prefix) - len(suffix)
+    ids = torch.randint(low, high, (batch, body), generator=gen)
+    ids = torch.cat([torch.tensor([prefix] * batch, dtype=torch.long).view(batch, -1), ids], 1)
+    ids = torch.cat([ids, torch.tensor([suffix] * batch, dtype=torch.long).view(batch, -1)], 1)
+    mask = torch.ones_like(ids)
+    return ids.to(backbone.device), mask.to(backbone.device)
+
+
+def bench_head(
+    info: BackboneInfo,
+    name: str,
+    kind: str,
+    k: int,
+    seed: int,
+    layer_logits: Sequence[float] | None = None,
+    cutoff: float = 0.0,
+    alpha: float = 64.0,
+) -> TaskHead:
+    """A random head with the method's real sizes (4 attention heads, NER ff 2048)."""
+    torch.manual_seed(seed)
+    logits = (
+        list(layer_logits)
+        if layer_logits is not None
+        else torch.randn(info.num_states).mul(0.01).tolist()
+    )
+    manifest = HeadManifest(
+        name=name,
+        kind=kind,  # type: ignore[arg-type]
+        labels=SEQUENCE_LABELS if kind == "sequence" else NER_LABELS,
+        k=k,
+        alpha=alpha,
+        cutoff=cutoff,
+        layer_logits=logits,
+        max_positions=max(info.max_length, 512) + 2,
+        num_attention_heads=4,
+        ff_dim=2048,
+        backbone=fingerprint_of(info),
+    )
+    return TaskHead(manifest).eval()
+
+
+def head_kind(index: int) -> str:
+    """Mixed kinds like sentiment, cola, ner: every third head is a token (NER-like) head."""
+    return "token" if index % 3 == 2 else "sequence"
+
+
+def bench_heads(
+    backbone: Backbone,
+    n: int,
+    k: int = 64,
+    ner_k: int = 128,
+    layer_logits: Sequence[float] | None = None,
+    cutoff: float = 0.0,
+) -> HeadSet:
+    """``n`` random heads, kinds mixed (k=64 sequence, k=128 token), on the backbone's device."""
+    info = backbone.info
+    heads: dict[str, TaskHead] = {}
+    for i in range(n):
+        kind = head_kind(i)
+        head = bench_head(
+            info, f"task{i:02d}", kind, ner_k if kind == "token" else k, i, layer_logits, cutoff
+        )
+        heads[head.name] = head.to(backbone.device)
+    return HeadSet(heads=heads, device=backbone.device, dtype=backbone.dtype)
+
+
+def run_tasks(
+    backbone: Backbone,
+    heads: HeadSet,
+    names: Sequence[str],
+    ids: torch.Tensor,
+    mask: torch.Tensor,
+    main: bool = True,
+    kernel: str = "auto",
+    head_modules: bool = True,
+) -> ForwardResult:
+    """One backbone pass feeding every named head: accumulator, then each head's logits.
+
+    ``head_modules=False`` stops at the mixed features F_t, to split the cost in two.
+    """
+    plan = heads.plan_for(names)
+    acc = StreamingAccumulator(plan, ids.shape[0], ids.shape[1], backbone.device, kernel)
+    out = backbone.forward(ids, mask, acc, plan.last_layer, main)
+    with torch.inference_mode():
+        features = acc.features()
+        for name in names if head_modules else ():
+            heads.heads[name].head(features[name], mask)
+    return out
+
+
+def count_flops(fn: Callable[[], object]) -> int:
+    """FLOPs torch's flop counter sees for one call (matmuls and attention)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        fn()
+    return int(counter.get_total_flops())
+
+
+def parse_shapes(text: str) -> list[tuple[int, int]]:
+    """``"1x32,8x128"`` -> [(1, 32), (8, 128)]."""
+    shapes = []
+    for part in text.split(","):
+        b, t = part.lower().split("x")
+        shapes.append((int(b), int(t)))
+    return shapes
+
+
+def parse_ints(text: str) -> list[int]:
+    return [int(x) for x in text.split(",") if x.strip()]

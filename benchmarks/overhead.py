@@ -1,0 +1,126 @@
+"""Question 1: what do 1, 3, 8, 16 heads add to one backbone pass?
+
+Variants, interleaved in one run for every batch x length: the backbone alone (its main task,
+the embedding) and the same pass with N heads streaming (accumulator + head modules; kinds
+mixed, k=64 sequence / k=128 token). Overhead = per-round time ratio - 1. The floor is the
+FLOP share the heads add (torch's flop counter: matmuls and attention), so the gap between
+the two is the price of running heads as separate small ops.
+
+    sidetask bench overhead --shapes 1x32,8x128,32x128,8x512 --heads 1,3,8,16
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from functools import partial
+from typing import Any
+
+from benchmarks import common
+
+NAME = "overhead"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sidetask bench overhead", description=__doc__)
+    common.add_common_arguments(parser)
+    parser.add_argument("--shapes", default="1x32,8x128,32x128,8x512", help="batch x length.")
+    parser.add_argument("--heads", default="1,3,8,16", help="Head counts to compare.")
+    return parser
+
+
+def _pct(ratio: dict[str, Any]) -> dict[str, float]:
+    return {key: (ratio[key] - 1.0) * 100 for key in ("median", "min", "max")}
+
+
+def measure(
+    ctx: common.BenchContext, shapes: Sequence[tuple[int, int]], counts: Sequence[int]
+) -> dict[str, Any]:
+    backbone = common.load_backbone(ctx)
+    heads = common.bench_heads(backbone, max(counts))
+    names = heads.names
+    rows = []
+    for batch, length in shapes:
+        ids, mask = common.synthetic_batch(backbone, batch, length)
+        base = partial(backbone.forward, ids, mask)
+        variants: dict[str, Any] = {"backbone": base}
+        for n in counts:
+            variants[f"{n}"] = partial(
+                common.run_tasks, backbone, heads, names[:n], ids, mask, True, ctx.kernel
+            )
+        times = common.time_interleaved(variants, ctx.repeats, ctx.warmup, ctx.device)
+        base_flops = common.count_flops(base)
+        row: dict[str, Any] = {
+            "batch": batch,
+            "length": length,
+            "backbone_s": common.summary(times["backbone"]),
+            "backbone_flops": base_flops,
+            "heads": {},
+        }
+        for n in counts:
+            flops = common.count_flops(variants[f"{n}"])
+            row["heads"][str(n)] = {
+                "kinds": [common.head_kind(i) for i in range(n)],
+                "time_s": common.summary(times[f"{n}"]),
+                "overhead_pct": _pct(common.paired_ratio(times, f"{n}", "backbone")),
+                "flop_floor_pct": (flops - base_flops) / base_flops * 100,
+            }
+        rows.append(row)
+        print(_row_line(row), flush=True)
+    return {
+        "backbone": backbone.info.name,
+        "num_layers": backbone.info.num_layers,
+        "hidden_size": backbone.info.hidden_size,
+        "variants": "backbone alone (embedding) vs backbone + N heads in the same pass",
+        "rows": rows,
+    }
+
+
+def _row_line(row: dict[str, Any]) -> str:
+    parts = [
+        f"{n} heads {h['overhead_pct']['median']:+.1f}% (floor {h['flop_floor_pct']:.1f}%)"
+        for n, h in row["heads"].items()
+    ]
+    base = row["backbone_s"]["median"] * 1000
+    return f"{row['batch']}x{row['length']}: backbone {base:.1f} ms; " + ", ".join(parts)
+
+
+def plot(payload: dict[str, Any], ctx: common.BenchContext) -> None:
+    fig, (ax,) = common.new_figure(1)
+    for i, row in enumerate(payload["rows"]):
+        counts = [int(n) for n in row["heads"]]
+        med = [row["heads"][str(n)]["overhead_pct"]["median"] for n in counts]
+        lo = [
+            m - row["heads"][str(n)]["overhead_pct"]["min"]
+            for m, n in zip(med, counts, strict=True)
+        ]
+        hi = [
+            row["heads"][str(n)]["overhead_pct"]["max"] - m
+            for m, n in zip(med, counts, strict=True)
+        ]
+        floor = [row["heads"][str(n)]["flop_floor_pct"] for n in counts]
+        color = f"C{i}"
+        label = f"{row['batch']}x{row['length']}"
+        ax.errorbar(counts, med, yerr=[lo, hi], marker="o", color=color, label=label, capsize=3)
+        ax.plot(counts, floor, linestyle="--", color=color, alpha=0.6)
+    ax.set_xlabel("heads in the same pass (dashed: FLOP floor)")
+    ax.set_ylabel("time overhead vs backbone alone (%)")
+    ax.set_xscale("log", base=2)
+    ax.grid(alpha=0.3)
+    ax.legend(title="batch x length", fontsize=8)
+    title = f"Head overhead, {payload['backbone']} ({ctx.device.type}, {ctx.threads} threads)"
+    common.save_figure(fig, common.plot_path(NAME, ctx), title)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    ctx = common.setup(args)
+    payload = measure(ctx, common.parse_shapes(args.shapes), common.parse_ints(args.heads))
+    path = common.write_result(NAME, ctx, payload)
+    plot(payload, ctx)
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
