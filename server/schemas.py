@@ -129,7 +129,6 @@ class TasksResponse(BaseModel):
 
 class HealthResponse(BaseModel):
     status: str
-    detail: str | None = None
 
 
 class ReloadResponse(BaseModel):

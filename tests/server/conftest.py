@@ -1,5 +1,6 @@
-"""Server test helpers (not a conftest: a second conftest module would shadow the root one
-for `from conftest import random_head`). Test modules import the fixtures by name."""
+"""Server test fixtures: a tiny RoBERTa with two random heads, and apps running their lifespan.
+
+(pytest runs in importlib mode, so this conftest does not shadow the root one.)"""
 
 from __future__ import annotations
 
@@ -57,16 +58,22 @@ def shared_backbone_factory(backbone: Backbone) -> Callable[[Settings], Engine]:
 async def running(app: FastAPI, wait_ready: bool = True) -> AsyncIterator[httpx.AsyncClient]:
     """Run the app's lifespan and hand out an in-process client."""
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-    async with app.router.lifespan_context(app):
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-            if wait_ready:
-                for _ in range(500):
-                    if (await client.get("/readyz")).status_code == 200:
-                        break
-                    await asyncio.sleep(0.01)
-                else:
-                    raise AssertionError((await client.get("/readyz")).json())
-            yield client
+    client = httpx.AsyncClient(transport=transport, base_url="http://test")
+    async with app.router.lifespan_context(app), client:
+        if wait_ready:
+            for _ in range(500):
+                if (await client.get("/readyz")).status_code == 200:
+                    break
+                await asyncio.sleep(0.01)
+            else:
+                raise AssertionError((await client.get("/readyz")).json())
+        yield client
+
+
+@pytest.fixture
+def client_for() -> Callable[..., contextlib.AbstractAsyncContextManager[httpx.AsyncClient]]:
+    """``async with client_for(app) as client``: lifespan started, model ready."""
+    return running
 
 
 @pytest.fixture
