@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 import json
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, MutableMapping, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -99,6 +99,17 @@ def error_body(
     return {"error": detail}
 
 
+# Codes counted in sidetask_rejected_requests_total{reason}: refused before the model ran.
+REJECTION_CODES = frozenset(
+    k.code for k in ErrorKind if 400 <= k.status < 500 or k.status in (503, 504)
+) - {"not_found", "method_not_allowed", "head_invalid"}
+
+
+def mark(scope: MutableMapping[str, Any], kind: ErrorKind) -> None:
+    """Leave the error code in the request scope for the metrics middleware."""
+    scope.setdefault("state", {})["error_code"] = kind.code
+
+
 def error_response(exc: ApiError) -> JSONResponse:
     body = error_body(exc.kind, exc.message, exc.available, exc.error_id)
     return JSONResponse(body, status_code=exc.kind.status, headers=exc.headers)
@@ -125,18 +136,21 @@ def _validation_message(errors: Sequence[Any]) -> str:
 
 async def _api_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ApiError)
+    mark(request.scope, exc.kind)
     return error_response(exc)
 
 
 async def _validation_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
     errors = exc.errors()
+    mark(request.scope, ErrorKind.VALIDATION)
     return error_response(ApiError(ErrorKind.VALIDATION, _validation_message(errors)))
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     kind = _BY_STATUS.get(exc.status_code, ErrorKind.BAD_REQUEST)
+    mark(request.scope, kind)
     message = exc.detail if isinstance(exc.detail, str) else kind.code.replace("_", " ")
     response = error_response(ApiError(kind, message, headers=exc.headers))
     response.status_code = exc.status_code

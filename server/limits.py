@@ -7,7 +7,7 @@ from typing import Any
 
 from fastapi import HTTPException
 
-from server.errors import ErrorKind, raw_error
+from server.errors import ErrorKind, mark, raw_error
 
 Scope = dict[str, Any]
 Message = dict[str, Any]
@@ -37,17 +37,17 @@ class BodyLimitMiddleware:
         declared = headers.get("content-length")
         if declared is not None:
             if not declared.isdigit():
-                await _answer(send, ErrorKind.BAD_REQUEST, "invalid Content-Length")
+                await _answer(scope, send, ErrorKind.BAD_REQUEST, "invalid Content-Length")
                 return
             if int(declared) > limit:
                 await _answer(
-                    send, ErrorKind.BODY_TOO_LARGE, f"request body larger than {limit} bytes"
+                    scope, send, ErrorKind.BODY_TOO_LARGE, f"request body larger than {limit} bytes"
                 )
                 return
         ctype = headers.get("content-type")
         if scope["path"] in self.json_paths and ctype is not None and not _is_json(ctype):
             await _answer(
-                send, ErrorKind.UNSUPPORTED_MEDIA_TYPE, "send the body as application/json"
+                scope, send, ErrorKind.UNSUPPORTED_MEDIA_TYPE, "send the body as application/json"
             )
             return
 
@@ -74,7 +74,7 @@ class BodyLimitMiddleware:
         except BodyTooLarge as exc:
             if started:
                 raise
-            await _answer(send, ErrorKind.BODY_TOO_LARGE, str(exc.detail))
+            await _answer(scope, send, ErrorKind.BODY_TOO_LARGE, str(exc.detail))
 
 
 def _is_json(content_type: str) -> bool:
@@ -84,7 +84,8 @@ def _is_json(content_type: str) -> bool:
     )
 
 
-async def _answer(send: Any, kind: ErrorKind, message: str) -> None:
+async def _answer(scope: Scope, send: Any, kind: ErrorKind, message: str) -> None:
+    mark(scope, kind)
     status, headers, body = raw_error(kind, message)
     headers.append((b"connection", b"close"))
     await send({"type": "http.response.start", "status": status, "headers": headers})

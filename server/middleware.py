@@ -9,6 +9,7 @@ import uuid
 from collections.abc import Collection
 from typing import Any
 
+from server.errors import REJECTION_CODES
 from server.logging_setup import ACCESS_LOGGER
 from server.metrics import Metrics
 
@@ -42,6 +43,7 @@ class RequestContextMiddleware:
             return
         request_id = request_id_from(scope["headers"])
         scope.setdefault("state", {})["request_id"] = request_id
+        scope["state"].pop("error_code", None)
         path = scope["path"]
         route = path if path in self.routes else "other"
         status = 500
@@ -64,6 +66,9 @@ class RequestContextMiddleware:
             elapsed = time.perf_counter() - started
             self.metrics.requests.labels(route=route, status=str(status)).inc()
             self.metrics.request_duration.labels(route=route).observe(elapsed)
+            code = scope["state"].get("error_code")
+            if code in REJECTION_CODES:
+                self.metrics.rejected.labels(reason=code).inc()
             client = scope.get("client")
             access_log.info(
                 "%s %s %d %.1fms",

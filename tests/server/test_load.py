@@ -1,0 +1,243 @@
+"""Under concurrency the batcher merges requests yet answers each exactly as if alone;
+overload is refused fast with 429; hot reload and batch faults lose no other request."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import shutil
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import random_head
+
+from models.backbone import Backbone
+from server.engine import Engine
+from server.loading import engine_config, load_heads
+from server.settings import Settings
+
+TASK_SETS: list[list[str] | None] = [
+    ["sentiment"],
+    ["ner"],
+    ["embedding"],
+    ["sentiment", "ner"],
+    ["ner", "embedding", "sentiment"],
+    None,
+]
+WORDS = [
+    "Anna",
+    "Paris",
+    "bank",
+    "river",
+    "loved",
+    "hated",
+    "the",
+    "a",
+    "of",
+    "Berlin",
+    "Maria",
+    "quickly",
+    "東京",
+    "emoji",
+    "🙂",
+]
+
+
+def _requests(n: int, seed: int = 0) -> list[dict[str, Any]]:
+    rng = random.Random(seed)
+    out = []
+    for i in range(n):
+        texts = [
+            " ".join(rng.choice(WORDS) for _ in range(rng.randint(1, 40)))
+            for _ in range(rng.randint(1, 3))
+        ]
+        body: dict[str, Any] = {"texts": texts}
+        tasks = TASK_SETS[i % len(TASK_SETS)]
+        if tasks is not None:
+            body["tasks"] = tasks
+        out.append(body)
+    return out
+
+
+def _same(a: Any, b: Any) -> None:
+    """Labels, spans and texts equal; floats equal up to padding noise."""
+    if isinstance(a, dict):
+        assert a.keys() == b.keys()
+        for k in a:
+            _same(a[k], b[k])
+    elif isinstance(a, list):
+        assert len(a) == len(b)
+        for x, y in zip(a, b, strict=True):
+            _same(x, y)
+    elif isinstance(a, float):
+        assert a == pytest.approx(b, abs=1e-4)
+    else:
+        assert a == b
+
+
+def _histogram_count(metrics: str, name: str, le: str) -> float:
+    for line in metrics.splitlines():
+        if line.startswith(f'{name}_bucket{{le="{le}"}}'):
+            return float(line.rsplit(" ", 1)[1])
+    raise AssertionError(f"{name} bucket {le} missing")
+
+
+def test_64_concurrent_clients_get_the_sequential_answers(make_app: Any, client_for: Any) -> None:
+    bodies = _requests(64)
+
+    async def go() -> None:
+        async with client_for(make_app(max_wait_ms=20)) as c:
+            sequential = []
+            for body in bodies:
+                r = await c.post("/analyze", json=body)
+                assert r.status_code == 200, r.text
+                sequential.append(r.json()["results"])
+            rs = await asyncio.gather(*(c.post("/analyze", json=b) for b in bodies))
+            for r, expected in zip(rs, sequential, strict=True):
+                assert r.status_code == 200, r.text
+                _same(r.json()["results"], expected)
+            metrics = (await c.get("/metrics")).text
+            total = _histogram_count(metrics, "sidetask_batch_size", "+Inf")
+            singles = _histogram_count(metrics, "sidetask_batch_size", "1.0")
+            assert total - singles >= 1, "no batch held more than one request"
+            assert total < 128  # fewer batches than requests
+
+    asyncio.run(go())
+
+
+def test_tiny_queue_under_burst_gives_429_and_answers_the_rest(
+    make_app: Any, client_for: Any
+) -> None:
+    bodies = _requests(40, seed=1)
+
+    async def go() -> None:
+        async with client_for(make_app(queue_size=2, max_batch_size=2)) as c:
+            expected = [(await c.post("/analyze", json=b)).json()["results"] for b in bodies]
+            rs = await asyncio.gather(*(c.post("/analyze", json=b) for b in bodies))
+            codes = [r.status_code for r in rs]
+            assert set(codes) <= {200, 429} and 429 in codes and 200 in codes
+            for r, exp in zip(rs, expected, strict=True):
+                if r.status_code == 429:
+                    assert int(r.headers["retry-after"]) >= 1
+                    assert r.json()["error"]["code"] == "overloaded"
+                else:
+                    _same(r.json()["results"], exp)
+            metrics = (await c.get("/metrics")).text
+            assert 'sidetask_rejected_requests_total{reason="overloaded"}' in metrics
+            assert (await c.post("/analyze", json=bodies[0])).status_code == 200
+
+    asyncio.run(go())
+
+
+def test_hot_reload_under_load_adds_a_task_and_fails_no_request(
+    make_app: Any, client_for: Any, heads_root: Path, tiny_roberta: Backbone, tmp_path: Path
+) -> None:
+    root = tmp_path / "heads"
+    shutil.copytree(heads_root, root)
+    bodies = _requests(48, seed=2)
+
+    async def go() -> None:
+        async with client_for(make_app(heads_dir=root)) as c:
+            r = await c.post("/analyze", json={"texts": ["x"], "tasks": ["cola"]})
+            assert r.status_code == 422
+            head = random_head(tiny_roberta.info, "cola", labels=["unacceptable", "acceptable"])
+            from heads.io import save_head
+
+            save_head(head, root / "cola")
+            load = asyncio.gather(*(c.post("/analyze", json=b) for b in bodies))
+            reload = c.post("/admin/reload")
+            rs, rr = await asyncio.gather(load, reload)
+            assert rr.status_code == 200 and rr.json()["added"] == ["cola"]
+            assert all(r.status_code == 200 for r in rs), [
+                r.text for r in rs if r.status_code != 200
+            ]
+            r = await c.post("/analyze", json={"texts": ["x"], "tasks": ["cola"]})
+            assert r.json()["results"][0]["cola"]["label"] in ("unacceptable", "acceptable")
+            names = [h["name"] for h in (await c.get("/tasks")).json()["heads"]]
+            assert names == ["cola", "ner", "sentiment"]
+            assert 'heads="cola,ner,sentiment"' in (await c.get("/metrics")).text
+
+    asyncio.run(go())
+
+
+def test_reload_with_a_broken_head_keeps_the_old_set(
+    make_app: Any, client_for: Any, heads_root: Path, tmp_path: Path
+) -> None:
+    root = tmp_path / "heads"
+    shutil.copytree(heads_root, root)
+
+    async def go() -> None:
+        async with client_for(make_app(heads_dir=root)) as c:
+            broken = root / "broken"
+            broken.mkdir()
+            (broken / "manifest.json").write_text('{"name": "../etc", "kind": "sequence"}')
+            r = await c.post("/admin/reload")
+            assert r.status_code == 422 and r.json()["error"]["code"] == "head_invalid"
+            assert [h["name"] for h in (await c.get("/tasks")).json()["heads"]] == [
+                "ner",
+                "sentiment",
+            ]
+            ok = await c.post("/analyze", json={"texts": ["x"], "tasks": ["ner"]})
+            assert ok.status_code == 200
+
+    asyncio.run(go())
+
+
+def test_a_failing_request_fails_alone_with_500_and_error_id(
+    make_app: Any, client_for: Any, tiny_roberta: Backbone, caplog: pytest.LogCaptureFixture
+) -> None:
+    class Poisoned(Engine):
+        def run_batch(self, requests: Any) -> Any:
+            if any("POISON" in t for r in requests for t in r.texts):
+                raise RuntimeError("CUDA out of memory (injected)")
+            return super().run_batch(requests)
+
+    def factory(settings: Settings) -> Engine:
+        return Poisoned(tiny_roberta, load_heads(settings, tiny_roberta), engine_config(settings))
+
+    bodies = [{"texts": [f"text {i}"]} for i in range(11)] + [{"texts": ["x POISON"]}]
+
+    async def go() -> None:
+        async with client_for(make_app(factory=factory, max_wait_ms=30)) as c:
+            rs = await asyncio.gather(*(c.post("/analyze", json=b) for b in bodies))
+            assert [r.status_code for r in rs] == [200] * 11 + [500]
+            err = rs[-1].json()["error"]
+            assert err["code"] == "internal_error" and len(err["error_id"]) == 12
+            assert (await c.get("/readyz")).status_code == 200
+
+    asyncio.run(go())
+    assert any(err_id_in(rec.getMessage()) for rec in caplog.records)
+
+
+def err_id_in(message: str) -> bool:
+    return "error id" in message
+
+
+def test_dead_worker_turns_readyz_503_and_asks_to_exit(
+    make_app: Any, client_for: Any, tiny_roberta: Backbone
+) -> None:
+    class Fatal(BaseException):
+        pass
+
+    died = threading.Event()
+
+    class Broken(Engine):
+        def run_batch(self, requests: Any) -> Any:
+            died.set()
+            raise Fatal("worker bug")
+
+    def factory(settings: Settings) -> Engine:
+        return Broken(tiny_roberta, load_heads(settings, tiny_roberta), engine_config(settings))
+
+    async def go() -> None:
+        app = make_app(factory=factory)
+        async with client_for(app) as c:
+            r = await c.post("/analyze", json={"texts": ["x"]})
+            assert r.status_code == 503
+            await asyncio.sleep(0.05)
+            assert (await c.get("/readyz")).json()["error"]["message"] == "worker thread died"
+            assert app.state.sidetask.exit_code != 0
+
+    asyncio.run(go())
