@@ -213,7 +213,10 @@ class Topology:
                 if child.alive() or child.name in reported:
                     continue
                 reported.add(child.name)
-                print(f"{child.name} (pid {child.proc.pid}) exited: {child.proc.returncode}")
+                print(
+                    f"{child.name} (pid {child.proc.pid}) exited: {child.proc.returncode}",
+                    flush=True,
+                )
                 if child in (self.nginx, self.prometheus):
                     print(child.log_tail(), file=sys.stderr)
                     return 1

@@ -89,8 +89,10 @@ def topology(
         log.close()
 
 
-def _drive_load(base: str, seconds: float, kill_after: float, victim: int) -> Counter[str]:
-    """4 clients POST /analyze through nginx; SIGKILL ``victim`` partway through."""
+def _drive_load(
+    base: str, seconds: float, kill_after: float, victim: int, sig: int = signal.SIGKILL
+) -> Counter[str]:
+    """4 clients POST /analyze through nginx; signal ``victim`` partway through."""
     outcomes: Counter[str] = Counter()
     lock = threading.Lock()
     stop_at = time.monotonic() + seconds
@@ -117,7 +119,7 @@ def _drive_load(base: str, seconds: float, kill_after: float, victim: int) -> Co
     for t in threads:
         t.start()
     time.sleep(kill_after)
-    os.kill(victim, signal.SIGKILL)
+    os.kill(victim, sig)
     for t in threads:
         t.join()
     return outcomes
@@ -197,6 +199,32 @@ def test_killing_a_replica_loses_no_request_and_prometheus_sees_it(
         timeout=10,
     ).json()["data"]
     assert set(values) == set(expected)
+
+
+def test_a_replica_stopped_with_sigterm_drains_without_failing_requests(
+    topology: dict[str, Any],
+) -> None:
+    """A rolling update's stop: the replica drains (503 to new work, nginx retries)."""
+    _, leaving, staying = topology["replicas"]
+    outcomes = _drive_load(
+        topology["balancer"], seconds=4.0, kill_after=1.0, victim=leaving["pid"], sig=signal.SIGTERM
+    )
+    assert outcomes["200"] > 10, outcomes
+    assert set(outcomes) == {"200"}, f"requests failed during the drain: {outcomes}"
+    deadline = time.monotonic() + 20
+    while _pid_alive(leaving["pid"]) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not _pid_alive(leaving["pid"]), "the replica did not stop after draining"
+    assert httpx.get(staying["url"] + "/readyz", timeout=5).status_code == 200
+
+
+def _pid_alive(pid: int) -> bool:
+    """True while ``pid`` runs (a zombie awaiting its parent's wait counts as stopped)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 def test_optional_panels_exist_and_say_why() -> None:
