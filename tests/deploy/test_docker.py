@@ -132,3 +132,12 @@ def test_build_context_holds_everything_the_image_copies(dockerfile: Path) -> No
     assert _ignored("heads/__pycache__/io.cpython-311.pyc", patterns)
     # the shipped heads travel in the image as package data
     assert not _ignored("heads/pretrained/sentiment/manifest.json", patterns)
+
+
+def test_cuda_runtime_can_build_tritons_launcher() -> None:
+    """Triton compiles its CUDA launcher with cc + Python headers on first use; the CUDA
+    runtime base has neither, so the runtime stage must install them."""
+    steps = _instructions(DOCKERFILES[1])
+    last_from = max(i for i, (k, _) in enumerate(steps) if k == "FROM")
+    installs = " ".join(a for k, a in steps[last_from:] if k == "RUN" and "apt-get install" in a)
+    assert {"gcc", "python3-dev"} <= set(installs.split())
