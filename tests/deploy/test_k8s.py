@@ -34,7 +34,8 @@ build, find = _render.build, _render.find
 K8S = ROOT / "deploy" / "k8s"
 OVERLAYS = ["cpu", "gpu"]
 VERSIONS = ["1.30.0", "1.37.0"]
-CRD_KINDS = {"ServiceMonitor"}  # schema not in kubernetes-validate (Prometheus Operator CRD)
+# Prometheus Operator CRDs: their schemas are not in kubernetes-validate.
+CRD_KINDS = {"ServiceMonitor", "PrometheusRule"}
 
 
 @pytest.fixture(scope="module", params=OVERLAYS)
@@ -53,7 +54,7 @@ def test_every_rendered_manifest_is_valid_kubernetes(
     _, resources = rendered
     kinds = {r["kind"] for r in resources}
     assert {"Deployment", "Service", "ConfigMap", "HorizontalPodAutoscaler"} <= kinds
-    assert {"PodDisruptionBudget", "ServiceMonitor"} <= kinds
+    assert {"PodDisruptionBudget", "ServiceMonitor", "PrometheusRule"} <= kinds
     for resource in resources:
         if resource["kind"] in CRD_KINDS:
             continue
@@ -196,3 +197,11 @@ def test_queue_depth_metric_is_one_the_server_exports() -> None:
 
     text = Metrics().scrape().decode()
     assert "\nsidetask_queue_depth " in text or text.startswith("sidetask_queue_depth ")
+
+
+def test_operator_rules_are_the_alerts_compose_uses() -> None:
+    """base/prometheusrule.yaml carries exactly deploy/prometheus/alerts.yml's groups."""
+    rule = find(build(K8S / "base"), "PrometheusRule")
+    assert rule["apiVersion"] == "monitoring.coreos.com/v1"
+    alerts = yaml.safe_load((ROOT / "deploy" / "prometheus" / "alerts.yml").read_text())
+    assert rule["spec"]["groups"] == alerts["groups"], "run deploy/k8s/sync_rules.py"
