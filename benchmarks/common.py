@@ -328,15 +328,6 @@ def run_tasks(
     return out
 
 
-def count_flops(fn: Callable[[], object]) -> int:
-    """FLOPs torch's flop counter sees for one call (matmuls and attention)."""
-    from torch.utils.flop_counter import FlopCounterMode
-
-    with FlopCounterMode(display=False) as counter:
-        fn()
-    return int(counter.get_total_flops())
-
-
 def parse_shapes(text: str) -> list[tuple[int, int]]:
     """``"1x32,8x128"`` -> [(1, 32), (8, 128)]."""
     shapes = []

@@ -3,7 +3,7 @@
 Variants, interleaved in one run for every batch x length: the backbone alone (its main task,
 the embedding) and the same pass with N heads streaming (accumulator + head modules; kinds
 mixed, k=64 sequence / k=128 token). Overhead = per-round time ratio - 1. The floor is the
-FLOP share the heads add (torch's flop counter: matmuls and attention), so the gap between
+FLOP share the heads add (benchmarks/flops.py: matmuls and attention), so the gap between
 the two is the price of running heads as separate small ops.
 
     sidetask bench overhead --shapes 1x32,8x128,32x128,8x512 --heads 1,3,8,16
@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from functools import partial
 from typing import Any
 
-from benchmarks import common
+from benchmarks import common, flops
 
 NAME = "overhead"
 
@@ -49,7 +49,8 @@ def measure(
                 common.run_tasks, backbone, heads, names[:n], ids, mask, True, ctx.kernel
             )
         times = common.time_interleaved(variants, ctx.repeats, ctx.warmup, ctx.device)
-        base_flops = common.count_flops(base)
+        base_flops = flops.backbone_flops(flops.EncoderShape.of(backbone), batch, length)
+        per_head = flops.heads_flops(heads, names, backbone.info.hidden_size, batch, length)
         row: dict[str, Any] = {
             "batch": batch,
             "length": length,
@@ -58,12 +59,12 @@ def measure(
             "heads": {},
         }
         for n in counts:
-            flops = common.count_flops(variants[f"{n}"])
+            head_flops = sum(per_head[name] for name in names[:n])
             row["heads"][str(n)] = {
                 "kinds": [common.head_kind(i) for i in range(n)],
                 "time_s": common.summary(times[f"{n}"]),
                 "overhead_pct": _pct(common.paired_ratio(times, f"{n}", "backbone")),
-                "flop_floor_pct": (flops - base_flops) / base_flops * 100,
+                "flop_floor_pct": head_flops / base_flops * 100,
             }
         rows.append(row)
         print(_row_line(row), flush=True)

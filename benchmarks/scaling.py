@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from functools import partial
 from typing import Any
 
-from benchmarks import common
+from benchmarks import common, flops
 from benchmarks.shapes import SHAPES, build_backbone
 
 NAME = "scaling"
@@ -59,8 +59,12 @@ def measure(
             )
             ratio = common.paired_ratio(times, "3 heads", "backbone")
             acc_ratio = common.paired_ratio(times, "accumulate", "backbone")
-            base_flops = common.count_flops(base)
-            head_flops = common.count_flops(with_heads) - base_flops
+            base_flops = flops.backbone_flops(flops.EncoderShape.of(backbone), batch, length)
+            head_flops = sum(
+                flops.heads_flops(
+                    heads, heads.names, backbone.info.hidden_size, batch, length
+                ).values()
+            )
             row = {
                 "backbone": shape,
                 "name": backbone.info.name,
