@@ -67,7 +67,7 @@ async def _load(state: AppState, factory: EngineFactory) -> None:
 
 async def drain(state: AppState) -> bool:
     """Refuse new work; let queued and running requests finish within drain_timeout_s."""
-    state.draining = True
+    state.start_draining()
     loop = asyncio.get_running_loop()
     deadline = loop.time() + state.settings.drain_timeout_s
     finished = True
@@ -126,7 +126,7 @@ def create_app(
         for r in [*app.routes, *analyze.router.routes, *info.router.routes]
         if getattr(r, "path", "")
     ]
-    app.add_middleware(RequestContextMiddleware, metrics=state.metrics, routes=routes)
+    app.add_middleware(RequestContextMiddleware, state=state, routes=routes)
     return app
 
 

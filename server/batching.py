@@ -134,11 +134,14 @@ class Batcher:
         per_request = self._batch_seconds / max(self._batch_requests, 1.0)
         return max(1, min(60, math.ceil(self.depth * per_request)))
 
-    def submit(self, request: AnalyzeRequest) -> Job:
-        """Enqueue without blocking; raises QueueFull, Draining or WorkerDead."""
+    def submit(self, request: AnalyzeRequest, arrived_before_drain: bool = False) -> Job:
+        """Enqueue without blocking; raises QueueFull, Draining or WorkerDead.
+
+        While draining, only requests that reached the server before the drain began get in.
+        """
         if not self.alive:
             raise WorkerDead("the worker thread is not running")
-        if self.draining:
+        if self.draining and not arrived_before_drain:
             raise Draining("the server is draining")
         loop = asyncio.get_running_loop()
         job = Job(

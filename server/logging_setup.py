@@ -9,7 +9,7 @@ import time
 from typing import Any
 
 ACCESS_LOGGER = "sidetask.access"
-_STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
+_STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "color_message"}
 
 
 class JsonFormatter(logging.Formatter):

@@ -11,7 +11,7 @@ from typing import Any
 
 from server.errors import REJECTION_CODES
 from server.logging_setup import ACCESS_LOGGER
-from server.metrics import Metrics
+from server.state import AppState
 
 access_log = logging.getLogger(ACCESS_LOGGER)
 _VALID_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
@@ -32,9 +32,10 @@ def request_id_from(headers: list[tuple[bytes, bytes]]) -> str:
 class RequestContextMiddleware:
     """Outermost layer: every response (errors from inner middleware too) is counted."""
 
-    def __init__(self, app: Any, metrics: Metrics, routes: Collection[str]) -> None:
+    def __init__(self, app: Any, state: AppState, routes: Collection[str]) -> None:
         self.app = app
-        self.metrics = metrics
+        self.state = state
+        self.metrics = state.metrics
         self.routes = set(routes)
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -44,6 +45,7 @@ class RequestContextMiddleware:
         request_id = request_id_from(scope["headers"])
         scope.setdefault("state", {})["request_id"] = request_id
         scope["state"].pop("error_code", None)
+        scope["state"]["arrived"] = time.monotonic()  # drain serves what arrived before it
         path = scope["path"]
         route = path if path in self.routes else "other"
         status = 500
@@ -58,11 +60,14 @@ class RequestContextMiddleware:
                 message = {**message, "headers": headers}
             await send(message)
 
+        analyze = path == "/analyze"
         self.metrics.inflight.inc()
+        self.state.analyze_inflight += analyze
         try:
             await self.app(scope, receive, send_with_id)
         finally:
             self.metrics.inflight.dec()
+            self.state.analyze_inflight -= analyze
             elapsed = time.perf_counter() - started
             self.metrics.requests.labels(route=route, status=str(status)).inc()
             self.metrics.request_duration.labels(route=route).observe(elapsed)

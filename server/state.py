@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -29,10 +30,11 @@ class AppState:
     batcher: Batcher | None = None
     load_error: str | None = None
     draining: bool = False
+    drain_started: float = float("inf")  # time.monotonic() when the drain began
     exit_code: int = 0
     loop: asyncio.AbstractEventLoop | None = None
     on_exit: Callable[[], None] | None = None  # run_server: ask uvicorn to stop
-    analyze_inflight: int = 0
+    analyze_inflight: int = 0  # /analyze requests arrived and not yet answered
     reload_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     def readiness(self) -> tuple[ErrorKind | None, str]:
@@ -58,6 +60,15 @@ class AppState:
         if self.engine is None:
             raise ApiError(ErrorKind.NOT_READY, self.readiness()[1])
         return self.engine
+
+    def start_draining(self) -> None:
+        if not self.draining:
+            self.drain_started = time.monotonic()
+            self.draining = True
+
+    def arrived_before_drain(self, request: Request) -> bool:
+        arrived = getattr(request.state, "arrived", None)
+        return arrived is not None and arrived < self.drain_started
 
     def request_exit(self, code: int) -> None:
         """Stop serving with ``code`` (run_server returns it); no-op outside run_server."""

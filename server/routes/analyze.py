@@ -32,10 +32,12 @@ def _check_limits(body: AnalyzeBody, state: AppState) -> None:
             )
 
 
-async def _await(state: AppState, request: AnalyzeRequest) -> AnalyzeResult:
-    _, batcher = state.ready_engine()
+async def _await(state: AppState, request: AnalyzeRequest, early: bool) -> AnalyzeResult:
+    batcher = state.batcher
+    if batcher is None:
+        raise ApiError(ErrorKind.NOT_READY, state.readiness()[1])
     try:
-        job = batcher.submit(request)
+        job = batcher.submit(request, arrived_before_drain=early)
     except QueueFull as exc:
         raise ApiError(
             ErrorKind.OVERLOADED,
@@ -72,7 +74,8 @@ async def _await(state: AppState, request: AnalyzeRequest) -> AnalyzeResult:
 )
 async def analyze(body: AnalyzeBody, request: Request) -> JSONResponse:
     state = get_state(request)
-    engine, _ = state.ready_engine()
+    early = state.arrived_before_drain(request)
+    engine = state.loaded_engine() if early else state.ready_engine()[0]
     _check_limits(body, state)
     try:
         tasks = engine.resolve_tasks(body.tasks)
@@ -80,11 +83,7 @@ async def analyze(body: AnalyzeBody, request: Request) -> JSONResponse:
         raise ApiError(ErrorKind.UNKNOWN_TASK, str(exc), available=exc.available) from exc
     for task in tasks:
         state.metrics.task_requests.labels(task=task).inc()
-    state.analyze_inflight += 1
-    try:
-        result = await _await(state, AnalyzeRequest(list(body.texts), body.tasks and tasks))
-    finally:
-        state.analyze_inflight -= 1
+    result = await _await(state, AnalyzeRequest(list(body.texts), body.tasks and tasks), early)
     payload: dict[str, Any] = {
         "results": result.results,
         "backbone": engine.backbone.info.name,
