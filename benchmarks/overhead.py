@@ -107,6 +107,7 @@ def plot(payload: dict[str, Any], ctx: common.BenchContext) -> None:
     ax.set_xlabel("heads in the same pass (dashed: FLOP floor)")
     ax.set_ylabel("time overhead vs backbone alone (%)")
     ax.set_xscale("log", base=2)
+    ax.set_yscale("symlog", linthresh=10)
     ax.grid(alpha=0.3)
     ax.legend(title="batch x length", fontsize=8)
     title = f"Head overhead, {payload['backbone']} ({ctx.device.type}, {ctx.threads} threads)"

@@ -182,6 +182,10 @@ def measure(ctx: common.BenchContext, args: argparse.Namespace) -> dict[str, Any
         sidetask_cmd += ["--port", str(ports["sidetask"]), "--log-level", "warning"]
         if ctx.backbone:
             sidetask_cmd += ["--backbone", ctx.backbone]
+        dtype = str(ctx.dtype).split(".")[-1]
+        if dtype != "float32":
+            sidetask_cmd += ["--dtype", dtype]
+            infinity_cmd += ["--dtype", dtype]
         stack.enter_context(
             server(
                 infinity_cmd,
