@@ -1,20 +1,127 @@
-"""`sidetask train` and `sidetask eval` argument parsers (filled in by the training module)."""
+"""`sidetask train` and `sidetask eval`: argument parsers and their entry points.
+
+Heavy imports (torch, transformers) happen inside the commands, not at parser build time.
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
 from typing import Any
+
+from heads.train.data import FORMATS
 
 
 def add_train_parser(sub: Any) -> None:
     p = sub.add_parser("train", help="Train one head on a frozen backbone.")
-    p.set_defaults(func=_not_yet)
+    p.add_argument("--task", required=True, help="head (task) name, e.g. sentiment")
+    p.add_argument("--kind", required=True, choices=["sequence", "token"])
+    p.add_argument("--train", required=True, nargs="+", help="training file(s)")
+    p.add_argument("--dev", required=True, nargs="+", help="dev file(s); the metric is averaged")
+    p.add_argument("--out", required=True, help="folder for the head, log, plots, checkpoint")
+    p.add_argument("--format", default="auto", choices=FORMATS)
+    p.add_argument("--labels", default=None, help="comma-separated label names (index order)")
+    p.add_argument("--backbone", default=None, help="local checkpoint folder (default: packaged)")
+    p.add_argument("--k", type=int, default=64, help="projection size k")
+    p.add_argument("--alpha", type=float, default=64.0, help="softmax temperature of w_t")
+    p.add_argument("--cutoff", type=float, default=0.0, help="tau: layer weights below are 0")
+    p.add_argument("--entropy", type=float, default=0.0, help="lambda: weight of H(w_t)")
+    p.add_argument("--positions", action=argparse.BooleanOptionalAction, default=False)
+    p.add_argument("--mixing", default="adaptive", choices=["adaptive", "last", "uniform"])
+    p.add_argument("--ff-dim", type=int, default=2048, help="token head feed-forward size")
+    p.add_argument("--dropout", type=float, default=0.1)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--weight-decay", type=float, default=0.01)
+    p.add_argument("--batch-tokens", type=int, default=4096, help="padded tokens per batch")
+    p.add_argument("--epochs", type=int, default=5)
+    p.add_argument("--patience", type=int, default=2, help="evaluations without improvement")
+    p.add_argument("--evals-per-epoch", type=int, default=1)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--max-examples",
+        type=int,
+        nargs="+",
+        default=None,
+        help="seeded random subset: one cap for every training file, or one per file",
+    )
+    p.add_argument("--metric", default=None, choices=["accuracy", "mcc", "f1"])
+    p.add_argument("--overlap", type=int, default=64, help="window overlap (as the engine)")
+    p.add_argument("--cache-dir", default="cache/features")
+    p.add_argument(
+        "--slice",
+        dest="slice_size",
+        type=int,
+        default=200,
+        help="engine-scored dev slice (0: skip)",
+    )
+    p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--version", default="1")
+    p.add_argument("--description", default="")
+    p.set_defaults(func=run_train)
 
 
 def add_eval_parser(sub: Any) -> None:
     p = sub.add_parser("eval", help="Evaluate a trained head on a data file.")
-    p.set_defaults(func=_not_yet)
+    p.add_argument("--head", required=True, help="head folder (manifest.json + safetensors)")
+    p.add_argument("--data", required=True, help="data file")
+    p.add_argument("--format", default="auto", choices=FORMATS)
+    p.add_argument("--backbone", default=None, help="local checkpoint folder (default: packaged)")
+    p.add_argument("--max-examples", type=int, default=None, help="first N examples only")
+    p.add_argument("--overlap", type=int, default=64)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--json", default=None, help="write the metrics as JSON here")
+    p.set_defaults(func=run_eval)
 
 
-def _not_yet(args: argparse.Namespace) -> int:
-    raise SystemExit("not available yet")
+def run_train(args: argparse.Namespace) -> int:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from heads.train.config import TrainConfig
+    from heads.train.engine_eval import record_slice_metrics
+    from heads.train.loop import dataset_name, load_backbone, train
+
+    fields = {k: v for k, v in vars(args).items() if k in TrainConfig.__dataclass_fields__}
+    fields["labels"] = args.labels.split(",") if args.labels else None
+    cfg = TrainConfig(**fields)
+    best = train(cfg)
+    if not best:
+        print("no evaluation ran; nothing saved")
+        return 1
+    if cfg.slice_size > 0:
+        import torch
+
+        backbone = load_backbone(cfg.backbone, torch.device("cpu"))
+        rec = record_slice_metrics(
+            cfg.out,
+            [(dataset_name(p), p) for p in cfg.dev],
+            backbone,
+            cfg.slice_size,
+            cfg.format,
+            cfg.overlap,
+        )
+        print("engine-scored dev slice:", rec)
+    print(f"best dev {cfg.selection_metric}: {best['selection']:.4f}; head saved in {cfg.out}")
+    return 0
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import torch
+
+    from heads.train.data import read_examples
+    from heads.train.engine_eval import evaluate_head, write_json
+    from heads.train.loop import load_backbone
+    from heads.train.metrics import format_table
+
+    torch.set_num_threads(args.threads)
+    backbone = load_backbone(
+        args.backbone, torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    )
+    examples = read_examples(args.data, args.format)
+    if args.max_examples is not None:
+        examples = examples[: args.max_examples]
+    result = evaluate_head(args.head, examples, backbone, args.overlap)
+    print(format_table(result))
+    if args.json:
+        write_json(args.json, {"head": args.head, "data": args.data, **result})
+    return 0

@@ -1,0 +1,51 @@
+"""Every knob of one training run; recorded verbatim in the head's manifest."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass
+class TrainConfig:
+    task: str
+    kind: str  # "sequence" | "token"
+    train: list[str]
+    dev: list[str]
+    out: str
+    format: str = "auto"
+    labels: list[str] | None = None
+    backbone: str | None = None
+    k: int = 64
+    alpha: float = 64.0
+    cutoff: float = 0.0
+    entropy: float = 0.0  # lambda: weight of H(w_t) added to the loss
+    positions: bool = False
+    mixing: str = "adaptive"
+    num_attention_heads: int = 4
+    ff_dim: int = 2048
+    dropout: float = 0.1
+    lr: float = 1e-3
+    weight_decay: float = 0.01
+    batch_tokens: int = 4096
+    epochs: int = 5
+    patience: int = 2
+    evals_per_epoch: int = 1
+    seed: int = 0
+    max_examples: list[int] | None = None  # per training file (one value: every file)
+    metric: str | None = None  # accuracy | mcc | f1; default accuracy / f1 by kind
+    overlap: int = 64
+    cache_dir: str = "cache/features"
+    slice_size: int = 200
+    resume: bool = False
+    threads: int = 2
+    version: str = "1"
+    description: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def selection_metric(self) -> str:
+        return self.metric or ("f1" if self.kind == "token" else "accuracy")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)

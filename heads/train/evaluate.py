@@ -1,0 +1,113 @@
+"""Predictions for evaluation, two ways that compute the same thing.
+
+- :func:`predict_engine` runs texts through ``server.engine.Engine`` (tokenise, windows,
+  streaming accumulator, head, postprocess): what ``sidetask eval`` and the shipped
+  heads' recorded metrics use, so the numbers are what users get.
+- :func:`predict_cached` does the engine's computation on cached states (per-window
+  pooled sums added over windows; token probabilities from the window owning each token,
+  words tagged by their first sub-token, BIO decoding): fast dev metrics while training.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from heads.postprocess import decode_entities, words_from_tokens
+from heads.task_head import TaskHead
+from heads.train.batches import Batch, load_batch, plan, windows_by_text
+from heads.train.data import Example, TextExample, TokenExample, label_index
+from heads.train.features import CachedSplit
+from heads.train.metrics import classification_metrics, entities_to_tags, ner_metrics
+from models.windows import encode_texts, make_windows
+
+
+def head_logits(head: TaskHead, batch: Batch) -> torch.Tensor:
+    """Sequence: (texts, labels) pooled over all windows of a text; token: (W, T, labels)."""
+    features = head.mixer(batch.activated)
+    if head.kind == "sequence":
+        sums, counts = head.head.pooled_sums(features, batch.mask)  # type: ignore[union-attr,operator]
+        n = batch.num_texts
+        total = sums.new_zeros(n, sums.shape[1]).index_add_(0, batch.group, sums)
+        count = counts.new_zeros(n, 1).index_add_(0, batch.group, counts)
+        return head.head.classify(total, count)  # type: ignore[union-attr,operator]
+    return head.head(features, batch.mask)
+
+
+def score(
+    head: TaskHead, examples: Sequence[Example], predictions: Sequence[Any]
+) -> dict[str, Any]:
+    """Metrics of predictions (label indices, or entity lists) against the examples."""
+    if head.kind == "sequence":
+        truth = [label_index(head.labels, e.label) for e in examples if isinstance(e, TextExample)]
+        return classification_metrics(truth, list(predictions), head.labels)
+    tokens = [e for e in examples if isinstance(e, TokenExample)]
+    pred_tags = [
+        entities_to_tags(e.tokens, ents) for e, ents in zip(tokens, predictions, strict=True)
+    ]
+    return ner_metrics([e.tags for e in tokens], pred_tags)
+
+
+@torch.no_grad()
+def predict_cached(
+    head: TaskHead,
+    split: CachedSplit,
+    examples: Sequence[Example],
+    tokenizer: Any,
+    max_length: int,
+    overlap: int,
+    max_tokens: int = 16384,
+    device: torch.device | str = "cpu",
+) -> list[Any]:
+    """Engine-equivalent predictions from cached states (label index or entity list per text)."""
+    head.eval()
+    groups = windows_by_text(split) if head.kind == "sequence" else None
+    batches = plan(split, head.kind, max_tokens, shuffle=False)
+    if head.kind == "sequence":
+        out = np.zeros(split.num_examples, dtype=np.int64)
+        for units in batches:
+            batch = load_batch(split, "sequence", units, groups).to(torch.device(device))
+            out[units] = head_logits(head, batch).argmax(-1).cpu().numpy()
+        return out.tolist()
+    texts = [e.text for e in examples]
+    encodings = encode_texts(tokenizer, texts)
+    windows = make_windows(encodings, tokenizer, max_length, overlap)
+    if len(windows) != split.num_windows:
+        raise ValueError("cached windows do not match these examples")
+    tables = [torch.zeros(len(enc.ids), len(head.labels)) for enc in encodings]
+    for units in batches:
+        batch = load_batch(split, "token", units, None).to(torch.device(device))
+        probs = torch.softmax(head_logits(head, batch).float(), -1).cpu()
+        for row, wi in enumerate(units):
+            w = windows[wi]
+            lo, hi = max(w.own_start, w.start), min(w.own_end, w.end)
+            if hi > lo:
+                first = 1 + (lo - w.start)
+                tables[w.text_index][lo:hi] = probs[row, first : first + (hi - lo)]
+    results = []
+    for text, enc, table in zip(texts, encodings, tables, strict=True):
+        best = table.argmax(-1).tolist() if len(table) else []
+        scores = table.max(-1).values.tolist() if len(table) else []
+        tags = [head.labels[i] for i in best]
+        words = words_from_tokens(text, enc.offsets, enc.word_ids, tags, scores)
+        results.append(decode_entities(text, words))
+    return results
+
+
+def predict_engine(
+    engine: Any, head_name: str, examples: Sequence[Example], labels: Sequence[str], chunk: int = 64
+) -> list[Any]:
+    """Predictions through the server's engine (label index or entity list per text)."""
+    from tqdm import tqdm
+
+    out: list[Any] = []
+    texts = [e.text for e in examples]
+    for i in tqdm(range(0, len(texts), chunk), desc="eval", unit="batch", mininterval=5):
+        result = engine.analyze(texts[i : i + chunk], [head_name])
+        for answer in result.results:
+            value = answer[head_name]
+            out.append(list(labels).index(value["label"]) if isinstance(value, dict) else value)
+    return out

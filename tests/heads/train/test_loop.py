@@ -1,0 +1,142 @@
+"""Training on a tiny random RoBERTa: the loss falls, the saved head reloads, resumes, and
+the metrics recorded while training are what the engine gives for the same data."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from heads.io import load_head
+from heads.train.config import TrainConfig
+from heads.train.data import TokenExample, read_examples
+from heads.train.engine_eval import evaluate_head, record_slice_metrics
+from heads.train.features import subtoken_labels
+from heads.train.loop import LOG_FILE, dataset_name, train
+from models.backbone import Backbone
+
+POS = ["good fun", "a great film", "nice and good", "great great", "fun , nice"]
+NEG = ["bad dull", "a boring film", "dull and bad", "awful awful", "bad , boring"]
+
+
+def sentiment_file(path: Path, repeat: int = 4) -> Path:
+    rows = [{"text": t, "label": "positive"} for t in POS] + [
+        {"text": t, "label": "negative"} for t in NEG
+    ]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows * repeat))
+    return path
+
+
+def ner_file(path: Path) -> Path:
+    rows = [
+        {
+            "tokens": ["Anna", "met", "Bob", "in", "Paris"],
+            "tags": ["B-PER", "O", "B-PER", "O", "B-LOC"],
+        },
+        {"tokens": ["Bob", "Smith", "left", "Rome"], "tags": ["B-PER", "I-PER", "O", "B-LOC"]},
+        {"tokens": ["in", "Paris", "Anna", "sang"], "tags": ["O", "B-LOC", "B-PER", "O"]},
+    ]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows * 4))
+    return path
+
+
+def config(tmp_path: Path, backbone_dir: Path, kind: str, data: Path, **kw: object) -> TrainConfig:
+    base: dict[str, object] = dict(
+        task="toy",
+        kind=kind,
+        train=[str(data)],
+        dev=[str(data)],
+        out=str(tmp_path / "head"),
+        backbone=str(backbone_dir),
+        k=16,
+        lr=1e-2,
+        batch_tokens=64,
+        epochs=4,
+        patience=10,
+        cache_dir=str(tmp_path / "cache"),
+        ff_dim=32,
+        threads=1,
+    )
+    base.update(kw)
+    return TrainConfig(**base)  # type: ignore[arg-type]
+
+
+def read_log(out: str) -> list[dict[str, object]]:
+    return [json.loads(x) for x in (Path(out) / LOG_FILE).read_text().splitlines()]
+
+
+def test_sequence_training_lowers_loss_and_engine_agrees(
+    tmp_path: Path, tiny_roberta_dir: Path, tiny_roberta: Backbone
+) -> None:
+    data = sentiment_file(tmp_path / "toy.jsonl")
+    cfg = config(tmp_path, tiny_roberta_dir, "sequence", data, labels=["negative", "positive"])
+    best = train(cfg)
+    log = read_log(cfg.out)
+    assert log[-1]["train_loss"] < log[0]["train_loss"]
+    out = Path(cfg.out)
+    assert (out / "layer_weights.png").is_file() and (out / "learning_curves.png").is_file()
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["training"]["parameters"] > 0
+    # The metric recorded from cached states is what the engine path gives on reload.
+    engine = evaluate_head(out, read_examples(data), tiny_roberta)
+    name = dataset_name(str(data))
+    assert engine["correct"] == best[name]["correct"]
+    assert manifest["metrics"][f"{name}_accuracy"] == pytest.approx(engine["accuracy"], abs=1e-9)
+
+
+def test_reloaded_head_gives_identical_outputs(tmp_path: Path, tiny_roberta_dir: Path) -> None:
+    data = sentiment_file(tmp_path / "toy.jsonl", repeat=1)
+    cfg = config(tmp_path, tiny_roberta_dir, "sequence", data, epochs=1)
+    train(cfg)
+    a, b = load_head(cfg.out), load_head(cfg.out)
+    x = torch.randn(2, a.mixer.num_states, 5, 64)
+    mask = torch.ones(2, 5, dtype=torch.long)
+    with torch.no_grad():
+        ya = a.head(a.mixer(x), mask)
+        yb = b.head(b.mixer(x), mask)
+    assert torch.equal(ya, yb)
+
+
+def test_resume_continues_from_checkpoint(tmp_path: Path, tiny_roberta_dir: Path) -> None:
+    data = sentiment_file(tmp_path / "toy.jsonl", repeat=1)
+    train(config(tmp_path, tiny_roberta_dir, "sequence", data, epochs=1))
+    first = read_log(str(tmp_path / "head"))
+    train(config(tmp_path, tiny_roberta_dir, "sequence", data, epochs=2, resume=True))
+    log = read_log(str(tmp_path / "head"))
+    assert len(log) == len(first) + 1
+    assert log[-1]["epoch"] == 2 and log[-1]["step"] > first[-1]["step"]
+
+
+def test_token_training_and_slice_metrics(
+    tmp_path: Path, tiny_roberta_dir: Path, tiny_roberta: Backbone
+) -> None:
+    data = ner_file(tmp_path / "ner.jsonl")
+    cfg = config(tmp_path, tiny_roberta_dir, "token", data, epochs=3)
+    best = train(cfg)
+    log = read_log(cfg.out)
+    assert log[-1]["train_loss"] < log[0]["train_loss"]
+    recorded = record_slice_metrics(cfg.out, [("toy", str(data))], tiny_roberta, slice_size=5)
+    engine = evaluate_head(cfg.out, read_examples(data)[:5], tiny_roberta)
+    assert recorded["toy5_f1"] == pytest.approx(engine["f1"], abs=1e-9)
+    assert 0.0 <= best["selection"] <= 1.0
+
+
+def test_subtoken_labels_continue_a_split_word(tiny_roberta: Backbone) -> None:
+    ex = TokenExample(("Bobbington", "visited", "Paris"), ("B-PER", "O", "B-LOC"))
+    labels = ["O", "B-LOC", "I-LOC", "B-PER", "I-PER"]
+    enc = tiny_roberta.tokenizer(ex.text, add_special_tokens=False, return_offsets_mapping=True)
+    got = subtoken_labels(ex, enc["offset_mapping"], labels)
+    words = enc.word_ids()
+    first_of_word = {w: i for i, w in reversed(list(enumerate(words)))}
+    assert got[first_of_word[0]] == labels.index("B-PER")
+    assert (
+        all(
+            got[i] == labels.index("I-PER")
+            for i, w in enumerate(words)
+            if w == 0 and i != first_of_word[0]
+        )
+        or words.count(0) == 1
+    )
+    assert got[first_of_word[2]] == labels.index("B-LOC")
