@@ -134,6 +134,9 @@ def _validation_message(errors: Sequence[Any]) -> str:
     return "; ".join(parts) + (f" (+{more} more)" if more > 0 else "")
 
 
+_FASTAPI_PARSE_ERROR = "There was an error parsing the body"
+
+
 async def _api_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ApiError)
     mark(request.scope, exc.kind)
@@ -149,11 +152,14 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
-    kind = _BY_STATUS.get(exc.status_code, ErrorKind.BAD_REQUEST)
+    status = exc.status_code
+    message = exc.detail if isinstance(exc.detail, str) else ""
+    if status == 400 and message == _FASTAPI_PARSE_ERROR:  # bad UTF-8, absurd nesting
+        status, message = 422, "body is not valid JSON (encoding or nesting)"
+    kind = _BY_STATUS.get(status, ErrorKind.BAD_REQUEST)
     mark(request.scope, kind)
-    message = exc.detail if isinstance(exc.detail, str) else kind.code.replace("_", " ")
-    response = error_response(ApiError(kind, message, headers=exc.headers))
-    response.status_code = exc.status_code
+    response = error_response(ApiError(kind, message or kind.code.replace("_", " "), exc.headers))
+    response.status_code = status
     return response
 
 

@@ -167,6 +167,7 @@ class ErrorResponse(BaseModel):
 def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI ``responses=`` entries for the error statuses a route can answer."""
     described = {
+        400: "Malformed request (e.g. an invalid Content-Length).",
         401: "Missing or wrong API key.",
         403: "Key is not an admin key.",
         413: "Too many texts, a text too long, or body too large.",

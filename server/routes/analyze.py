@@ -68,7 +68,7 @@ async def _await(state: AppState, request: AnalyzeRequest, early: bool) -> Analy
     response_model=None,
     responses={
         200: {"model": AnalyzeResponse},
-        **error_responses(401, 413, 415, 422, 429, 500, 503, 504),
+        **error_responses(400, 401, 413, 415, 422, 429, 500, 503, 504),
     },
     dependencies=[Depends(require_key)],
 )
