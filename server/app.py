@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import threading
 from collections.abc import AsyncIterator, Callable
 from types import FrameType
 
@@ -38,10 +39,37 @@ Every error has the body `{"error": {"code": ..., "message": ...}}`. When API ke
 configured, send `Authorization: Bearer <key>` or `X-API-Key: <key>`."""
 
 
+async def _in_daemon_thread(fn: Callable[[Settings], Engine], settings: Settings) -> Engine:
+    """``asyncio.to_thread`` on a daemon thread: a SIGTERM while a large model is still
+    loading must stop the process now, not after the load (the default executor is joined
+    at exit)."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[Engine] = loop.create_future()
+
+    def settle(value: Engine | None, error: BaseException | None) -> None:
+        if future.done():
+            return
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(value)  # type: ignore[arg-type]
+
+    def run() -> None:
+        try:
+            value, error = fn(settings), None
+        except BaseException as exc:
+            value, error = None, exc
+        with contextlib.suppress(RuntimeError):  # loop closed: nobody is waiting
+            loop.call_soon_threadsafe(settle, value, error)
+
+    threading.Thread(target=run, name="sidetask-load", daemon=True).start()
+    return await future
+
+
 async def _load(state: AppState, factory: EngineFactory) -> None:
     """Build the engine in a thread, then start the batch worker."""
     try:
-        engine = await asyncio.to_thread(factory, state.settings)
+        engine = await _in_daemon_thread(factory, state.settings)
     except Exception as exc:
         state.load_error = f"{type(exc).__name__}: {exc}"
         log.critical("cannot start: %s", state.load_error)
