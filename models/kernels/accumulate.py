@@ -243,15 +243,19 @@ def accumulate_triton(
 
 
 def _prune(configs: list[Any], named_args: dict[str, Any], **kwargs: Any) -> list[Any]:
-    """Drop tiles whose fp32 projection would take over 64 registers a thread, or idle rows."""
+    """Keep configs that fit: ptxas (sm_90) spills once the fp32 projection tile takes over
+    32 registers a thread or the staged Z and W tiles pass ~160 KB of shared memory; and no
+    row tile much taller than the rows there are."""
     width = kwargs.get("GROUP_K", named_args.get("GROUP_K", GROUP_TARGET))
+    size = named_args["w_ptr"].element_size()
     rows = named_args["N"]
-    kept = [
-        c
-        for c in configs
-        if c.kwargs["BLOCK_M"] * width <= 64 * 32 * c.num_warps
-        and c.kwargs["BLOCK_M"] <= max(16, _next_pow2(rows))
-    ]
+
+    def fits(c: Any) -> bool:
+        m, h = c.kwargs["BLOCK_M"], c.kwargs["BLOCK_H"]
+        smem = c.num_stages * (m + width) * h * size
+        return m * width <= 32 * 32 * c.num_warps and smem <= 160 * 1024 and m <= max(16, rows)
+
+    kept = [c for c in configs if fits(c)]
     return kept or [min(configs, key=lambda c: c.kwargs["BLOCK_M"])]
 
 
