@@ -165,7 +165,9 @@ def measure_layers(args: argparse.Namespace, device: torch.device) -> list[dict[
             dtype = common.DTYPES[dtype_name]
             for rows in args.rows:
                 acc, z, weight, segments = layer_case(rows, hidden, dtype, device)
-                variants = {n: partial(f, acc, z, weight, segments) for n, f in fns.items()}
+                variants: dict[str, Variant] = {
+                    n: partial(f, acc, z, weight, segments) for n, f in fns.items()
+                }
                 times = time_rounds(variants, args.repeats, args.warmup, args.inner, device)
                 nbytes, flops = traffic(rows, hidden, dtype)
                 floor = None
