@@ -1,0 +1,253 @@
+"""Q6: the HTTP server under load vs the offline engine, and the cost of heads when served.
+
+Offline: ``Engine.run_batch`` in this process at batch sizes 1/8/32/64 (best texts/s kept).
+Served: a real ``sidetask serve`` subprocess on loopback with the same threads, loaded from
+this (separate) process by closed-loop httpx clients at concurrency 1/8/32/128. Task sets:
+{embedding}, {sentiment, cola, ner}, {all}. Every point is the median of ``--repeats`` runs.
+
+    python -m benchmarks.serve                       # packaged MiniLM, 5 repeats x 3 s
+    sidetask bench serve --seconds 2 --concurrency 1,8,32,128
+
+Reports texts/s, p50/p99 latency, server/offline ratio at saturation (target >= 0.85) and
+all-tasks/embedding-only throughput (target >= 0.85). Note: on a small CPU box the load
+generator shares the cores with the server, which lowers the server's share.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from benchmarks import common
+from benchmarks.live_server import ServerProcess, closed_loop, server_env, summarise
+
+HEADS = (("sentiment", "sequence", 64), ("cola", "sequence", 64), ("ner", "token", 128))
+TASK_SETS: dict[str, list[str]] = {
+    "embedding": ["embedding"],
+    "heads3": ["sentiment", "cola", "ner"],
+    "all": ["sentiment", "cola", "ner", "embedding"],
+}
+SENTENCES = [
+    "Maria Schmidt flew from Berlin to Paris on Monday to meet the board of Acme Corp.",
+    "The film was slow at first, but the last hour was moving and beautifully shot.",
+    "Shares of Northwind fell sharply after the company cut its forecast for the year.",
+    "John and his sister spent the summer hiking in the mountains near Lake Geneva.",
+    "I would not recommend this hotel: the room was dirty and the staff were rude.",
+    "The committee will publish its report on climate policy in Brussels next week.",
+]
+
+
+def texts(n: int, sentences_per_text: int = 2) -> list[str]:
+    """Realistic review/news-length texts (about 30-40 words), varied so lengths differ."""
+    out = []
+    for i in range(n):
+        picks = [SENTENCES[(i + j) % len(SENTENCES)] for j in range(sentences_per_text)]
+        out.append(" ".join(picks))
+    return out
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    common.add_common_arguments(p, repeats=5)
+    p.add_argument("--concurrency", type=common.parse_ints, default=[1, 8, 32, 128])
+    p.add_argument("--offline-batches", type=common.parse_ints, default=[1, 8, 32, 64])
+    p.add_argument("--seconds", type=float, default=3.0, help="Seconds per load point.")
+    p.add_argument("--heads-dir", type=Path, default=None, help="Default: shipped or random.")
+    return p.parse_args(argv)
+
+
+def prepare_heads(backbone: Any, args: argparse.Namespace, folder: Path) -> Path:
+    """Shipped heads for the default backbone; random heads of the method's sizes otherwise."""
+    from heads.io import save_head
+    from heads.registry import head_folders, load_head_set
+    from models.defaults import PRETRAINED_HEADS
+
+    if args.heads_dir is not None:
+        return Path(args.heads_dir)
+    have: set[str] = set()
+    if args.backbone is None and head_folders([PRETRAINED_HEADS]):
+        shipped = load_head_set([PRETRAINED_HEADS], backbone.info, skip_failures=True)
+        for name, head in shipped.heads.items():
+            save_head(head, folder / name)
+            have.add(name)
+    for seed, (name, kind, k) in enumerate(HEADS):
+        if name not in have:
+            save_head(common.bench_head(backbone.info, name, kind, k, seed), folder / name)
+    return folder
+
+
+def offline(engine: Any, ctx: common.BenchContext, batches: Sequence[int]) -> dict[str, Any]:
+    """texts/s of Engine.run_batch per task set and batch size; the best batch is kept."""
+    from server.engine import AnalyzeRequest
+
+    out: dict[str, Any] = {}
+    for name, tasks in TASK_SETS.items():
+        per_batch: dict[str, Any] = {}
+        for b in batches:
+            requests = [AnalyzeRequest([t], tasks) for t in texts(b)]
+            for _ in range(ctx.warmup):
+                engine.run_batch(requests)
+            rates = []
+            for _ in range(ctx.repeats):
+                start = time.perf_counter()
+                engine.run_batch(requests)
+                rates.append(b / (time.perf_counter() - start))
+            per_batch[str(b)] = common.summary(rates)
+        best = max(per_batch, key=lambda k: per_batch[k]["median"])
+        out[name] = {"by_batch": per_batch, "best_batch": int(best), "best": per_batch[best]}
+    return out
+
+
+def served(
+    base: str, ctx: common.BenchContext, concurrency: Sequence[int], seconds: float
+) -> dict[str, Any]:
+    """Closed-loop load per task set and concurrency; medians over repeats."""
+    pool = texts(64)
+    out: dict[str, Any] = {}
+    for name, tasks in TASK_SETS.items():
+
+        def body(i: int, tasks: list[str] = tasks) -> dict[str, Any]:
+            return {"texts": [pool[i % len(pool)]], "tasks": tasks}
+
+        asyncio.run(closed_loop(base, body, max(concurrency), min(seconds, 1.0)))  # warm-up
+        points: dict[str, Any] = {}
+        for c in concurrency:
+            runs = [
+                summarise(asyncio.run(closed_loop(base, body, c, seconds)), seconds)
+                for _ in range(ctx.repeats)
+            ]
+            rates = [r["goodput_rps"] or 0.0 for r in runs]
+            p50 = [r["accepted_latency"].get("p50_s") for r in runs]
+            p99 = [r["accepted_latency"].get("p99_s") for r in runs]
+            errors = sum(n for r in runs for s, n in r["status_counts"].items() if s != "200")
+            points[str(c)] = {
+                "texts_per_s": common.summary(rates),
+                "p50_s": statistics.median([x for x in p50 if x is not None] or [0.0]),
+                "p99_s": statistics.median([x for x in p99 if x is not None] or [0.0]),
+                "non_200": errors,
+            }
+        out[name] = points
+    return out
+
+
+def compare(off: dict[str, Any], srv: dict[str, Any]) -> dict[str, Any]:
+    """Server/offline at saturation per task set; all-tasks vs embedding-only throughput."""
+    out: dict[str, Any] = {}
+    for name in TASK_SETS:
+        best_server = max(p["texts_per_s"]["median"] for p in srv[name].values())
+        out[name] = {
+            "offline_best_texts_per_s": off[name]["best"]["median"],
+            "server_best_texts_per_s": best_server,
+            "server_over_offline": best_server / off[name]["best"]["median"],
+        }
+    emb, every = out["embedding"], out["all"]
+    result = {
+        "per_task_set": out,
+        "all_over_embedding_offline": every["offline_best_texts_per_s"]
+        / emb["offline_best_texts_per_s"],
+        "all_over_embedding_server": every["server_best_texts_per_s"]
+        / emb["server_best_texts_per_s"],
+    }
+    result["targets"] = {
+        "server_over_offline_ge_0.85": {
+            n: v["server_over_offline"] >= 0.85 for n, v in out.items()
+        },
+        "all_over_embedding_ge_0.85": result["all_over_embedding_server"] >= 0.85,
+    }
+    return result
+
+
+def plot(payload: dict[str, Any], ctx: common.BenchContext) -> Path:
+    fig, (ax,) = common.new_figure(1)
+    for i, name in enumerate(TASK_SETS):
+        points = payload["server"][name]
+        xs = [int(c) for c in points]
+        ax.plot(
+            xs,
+            [points[c]["texts_per_s"]["median"] for c in points],
+            "o-",
+            color=f"C{i}",
+            label=f"server {name}",
+        )
+        ax.axhline(
+            payload["offline"][name]["best"]["median"],
+            color=f"C{i}",
+            ls="--",
+            lw=1,
+            label=f"offline {name} (best batch)",
+        )
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("concurrent clients")
+    ax.set_ylabel("texts / s")
+    ax.legend(fontsize=7)
+    path = common.plot_path("serve", ctx)
+    common.save_figure(fig, path, "sidetask serve vs offline engine (median of repeats)")
+    return path
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    ctx = common.setup(args)
+    from server.loading import build_engine
+    from server.settings import Settings
+
+    backbone = common.load_backbone(ctx)
+    with tempfile.TemporaryDirectory() as tmp:
+        heads = prepare_heads(backbone, args, Path(tmp) / "heads")
+        settings = Settings(
+            backbone=args.backbone,
+            heads_dir=[heads],
+            device=str(ctx.device),
+            threads=ctx.threads,
+            kernel=args.kernel,
+        )
+        del backbone
+        engine = build_engine(settings)
+        off = offline(engine, ctx, args.offline_batches)
+        del engine
+        extra = {
+            "queue_size": 4096,
+            "max_batch_size": 64,
+            "device": str(ctx.device),
+            "kernel": args.kernel,
+            "log_level": "warning",
+        }
+        env = server_env(args.backbone, heads, ctx.threads, extra)
+        with ServerProcess(env=env, log=Path(tmp) / "server.log") as srv:
+            ready_s = srv.wait_ready()
+            srv_points = served(srv.base, ctx, args.concurrency, args.seconds)
+            exit_code = srv.stop()
+    payload = {
+        "question": "Q6: server throughput vs the offline engine; cost of heads when served",
+        "backbone": args.backbone or "sentence-transformers/all-MiniLM-L6-v2",
+        "texts": "1 text per request, 2 sentences (~30-40 words)",
+        "seconds_per_point": args.seconds,
+        "server_ready_s": ready_s,
+        "server_exit_code": exit_code,
+        "offline": off,
+        "server": srv_points,
+        "comparison": compare(off, srv_points),
+    }
+    path = common.write_result("serve", ctx, payload)
+    payload["plot"] = str(plot(payload, ctx))
+    comp = payload["comparison"]
+    for name, v in comp["per_task_set"].items():
+        print(
+            f"{name:10s} offline {v['offline_best_texts_per_s']:8.1f} texts/s  server "
+            f"{v['server_best_texts_per_s']:8.1f}  ratio {v['server_over_offline']:.2f}"
+        )
+    print(
+        f"all/embedding: offline {comp['all_over_embedding_offline']:.2f}, "
+        f"server {comp['all_over_embedding_server']:.2f}  -> {path}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

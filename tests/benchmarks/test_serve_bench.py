@@ -1,0 +1,38 @@
+"""Smoke run of benchmarks/serve.py on the tiny RoBERTa: a real server, a few seconds of load.
+
+Checks what a reader of serve_cpu.json relies on (every task set and concurrency measured,
+ratios computed from the numbers shown, server exited cleanly), never this machine's speed.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from benchmarks import serve
+
+
+@pytest.mark.slow
+def test_serve_benchmark_measures_every_point(tiny_roberta_dir: Path, tmp_path: Path) -> None:
+    argv = ["--backbone", str(tiny_roberta_dir), "--out", str(tmp_path), "--threads", "1"]
+    argv += ["--repeats", "2", "--warmup", "0", "--seconds", "0.4"]
+    argv += ["--concurrency", "1,4", "--offline-batches", "1,4"]
+    assert serve.main(argv) == 0
+    result = json.loads((tmp_path / "serve_cpu.json").read_text())
+    assert (tmp_path / "serve_cpu.png").stat().st_size > 0
+    assert result["command"] and result["machine"]["cpu"]
+    assert result["server_exit_code"] == 0
+    comp = result["comparison"]
+    for name in ("embedding", "heads3", "all"):
+        assert set(result["server"][name]) == {"1", "4"}
+        point = result["server"][name]["4"]
+        assert point["non_200"] == 0 and point["texts_per_s"]["n"] == 2
+        assert point["texts_per_s"]["median"] > 0 and point["p99_s"] >= point["p50_s"] > 0
+        off = result["offline"][name]
+        assert off["best"] == off["by_batch"][str(off["best_batch"])]
+        row = comp["per_task_set"][name]
+        assert row["server_over_offline"] == pytest.approx(
+            row["server_best_texts_per_s"] / row["offline_best_texts_per_s"]
+        )
