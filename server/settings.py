@@ -48,7 +48,9 @@ class Settings(BaseSettings):
 
     # batching and limits
     max_batch_tokens: int = Field(16384, gt=0, description="Padded tokens per backbone pass.")
-    max_batch_size: int = Field(64, gt=0, description="Windows per backbone pass.")
+    max_batch_size: int = Field(
+        64, gt=0, description="Windows per backbone pass; also texts per server micro-batch."
+    )
     max_wait_ms: float = Field(5.0, ge=0, description="How long a batch waits to fill.")
     queue_size: int = Field(256, gt=0, description="Queued requests before 429.")
     max_texts: int = Field(64, gt=0, description="Texts per request before 413.")
@@ -63,11 +65,15 @@ class Settings(BaseSettings):
     host: str = Field("127.0.0.1", description="Bind address.")
     port: int = Field(8000, ge=0, le=65535, description="Bind port.")
     api_keys: Annotated[list[str], NoDecode] = Field(
-        default_factory=list, description="Accepted API keys (comma separated); empty = open."
+        default_factory=list,
+        description="Accepted API keys (comma separated); empty = open.",
+        repr=False,  # never in a log line
     )
     api_keys_file: Path | None = Field(None, description="File with one API key per line.")
     admin_keys: Annotated[list[str], NoDecode] = Field(
-        default_factory=list, description="Keys allowed to call /admin/*; empty = api keys."
+        default_factory=list,
+        description="Keys allowed to call /admin/*; empty = api keys.",
+        repr=False,
     )
     cors_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="Allowed CORS origins; empty = CORS off."

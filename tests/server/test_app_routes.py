@@ -282,3 +282,23 @@ def test_timeout_is_504_and_unstarted_work_is_dropped(
         assert calls[0] == 1 and len(calls) == 2  # only the started one ran, then "after"
 
     _run(go())
+
+
+def test_skip_bad_heads_starts_without_them_and_says_so(
+    make_app: Any, client_for: Any, heads_root: Path, tmp_path: Path
+) -> None:
+    import shutil
+
+    root = tmp_path / "heads"
+    shutil.copytree(heads_root, root)
+    (root / "bad").mkdir()
+    (root / "bad" / "manifest.json").write_text('{"name": "../../etc/passwd"}')
+
+    async def go() -> None:
+        async with client_for(make_app(heads_dir=root, skip_bad_heads=True)) as c:
+            body = (await c.get("/tasks")).json()
+            assert [h["name"] for h in body["heads"]] == ["ner", "sentiment"]
+            assert len(body["failures"]) == 1 and "invalid manifest" in body["failures"][0]["error"]
+            assert (await c.post("/analyze", json={"texts": ["x"]})).status_code == 200
+
+    _run(go())
