@@ -1,0 +1,200 @@
+"""Faults a user must survive: out-of-memory inside a batch, broken heads at start-up,
+SIGTERM while the model is still loading, and clients that time out under a slow model."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import shutil
+import signal
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import torch
+from conftest import random_head
+from fastapi import FastAPI
+
+from benchmarks.live_server import ServerProcess
+from heads.io import save_head
+from heads.manifest import WEIGHTS_FILE
+from models.backbone import Backbone
+from server.engine import Engine
+
+Running = Callable[[FastAPI], contextlib.AbstractAsyncContextManager[httpx.AsyncClient]]
+GATED = [sys.executable, str(Path(__file__).with_name("gated_serve.py"))]
+
+
+def assert_same(a: Any, b: Any) -> None:
+    """Labels, spans and texts equal; floats equal up to batch padding noise."""
+    if isinstance(a, dict):
+        assert a.keys() == b.keys()
+        for key in a:
+            assert_same(a[key], b[key])
+    elif isinstance(a, list):
+        assert len(a) == len(b)
+        for x, y in zip(a, b, strict=True):
+            assert_same(x, y)
+    elif isinstance(a, float):
+        assert a == pytest.approx(b, abs=1e-4)
+    else:
+        assert a == b
+
+
+@pytest.mark.parametrize("error", [torch.OutOfMemoryError, MemoryError])
+def test_out_of_memory_in_a_batch_splits_it_and_fails_only_the_culprit(
+    app_with: Callable[..., FastAPI],
+    running: Running,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    error: type[BaseException],
+) -> None:
+    sizes: list[tuple[int, bool]] = []  # (requests in the call, poison among them)
+
+    class Poisoned(Engine):
+        def run_batch(self, requests: Any) -> Any:
+            poisoned = any("POISON" in t for r in requests for t in r.texts)
+            sizes.append((len(requests), poisoned))
+            if poisoned:
+                raise error("injected: out of memory")
+            return super().run_batch(requests)
+
+    freed: list[int] = []
+    observed: list[tuple[int, bool]] = []
+    bodies = [{"texts": [f"Anna met Maria in Paris {i}"]} for i in range(7)]
+    bodies.insert(5, {"texts": ["POISON pill"]})
+
+    async def go() -> None:
+        async with running(app_with(Poisoned, max_wait_ms=200, kernel="torch")) as c:
+            alone = [(await c.post("/analyze", json=b)).json() for b in bodies]
+            monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+            monkeypatch.setattr(torch.cuda, "empty_cache", lambda: freed.append(1))
+            sizes.clear()
+            rs = await asyncio.gather(*(c.post("/analyze", json=b) for b in bodies))
+            monkeypatch.undo()
+            observed.extend(sizes)
+            for i, (r, expected) in enumerate(zip(rs, alone, strict=True)):
+                if i == 5:
+                    assert r.status_code == 500
+                    err = r.json()["error"]
+                    assert err["code"] == "internal_error" and len(err["error_id"]) == 12
+                    failed_id = err["error_id"]
+                else:
+                    assert r.status_code == 200, r.text
+                    assert_same(r.json()["results"], expected["results"])
+            assert (await c.get("/readyz")).status_code == 200
+            assert (await c.post("/analyze", json=bodies[0])).status_code == 200
+            assert any(failed_id in rec.getMessage() for rec in caplog.records)
+
+    asyncio.run(go())
+    poisoned = [n for n, bad in observed if bad]
+    assert poisoned[0] == len(bodies), observed  # the whole batch ran together first
+    for bigger, smaller in itertools.pairwise(poisoned):
+        assert smaller == (bigger + 1) // 2 or smaller == bigger // 2  # halves, retried
+    assert poisoned[-1] == 1  # the culprit alone, then given up
+    assert sum(n for n, bad in observed if not bad) == len(bodies) - 1  # others ran once
+    if error is torch.OutOfMemoryError:
+        assert len(freed) == len(poisoned)  # accelerator cache released before each retry
+    else:
+        assert freed == []
+
+
+def test_bad_heads_are_skipped_when_configured_and_reported(
+    serve: Callable[..., ServerProcess],
+    tiny_heads: Path,
+    tiny_roberta: Backbone,
+    tmp_path: Path,
+) -> None:
+    heads = tmp_path / "heads"
+    shutil.copytree(tiny_heads, heads)
+    save_head(random_head(tiny_roberta.info, "corrupt"), heads / "corrupt")
+    (heads / "corrupt" / WEIGHTS_FILE).write_bytes(b"\x00not safetensors" * 8)
+    (heads / "junk").mkdir()
+    (heads / "junk" / "manifest.json").write_text('{"name": "../../etc/passwd"}')
+
+    server = serve(heads, skip_bad_heads="true", log_level="info")
+    server.wait_ready()
+    tasks = httpx.get(server.base + "/tasks").json()
+    assert [h["name"] for h in tasks["heads"]] == ["ner", "sentiment"]
+    failed = {Path(f["folder"]).name: f["error"] for f in tasks["failures"]}
+    assert set(failed) == {"corrupt", "junk"}
+    assert "corrupt safetensors" in failed["corrupt"]
+    assert "invalid manifest" in failed["junk"]
+    r = httpx.post(server.base + "/analyze", json={"texts": ["Anna lives in Paris"]})
+    assert r.status_code == 200 and set(r.json()["results"][0]) == {"ner", "sentiment"}
+    assert server.stop() == 0
+    log = server.log_text()
+    assert "skipping head" in log and "corrupt" in log and "junk" in log
+
+
+def test_sigterm_while_the_model_loads_exits_at_once_and_cleanly(
+    serve: Callable[..., ServerProcess], tiny_heads: Path, tmp_path: Path
+) -> None:
+    gate = tmp_path / "gate"
+    server = serve(tiny_heads, command=GATED, test_gate=str(gate), log_level="info")
+    deadline = time.monotonic() + 120
+    while not gate.with_suffix(".loading").exists():
+        assert server.proc is not None and server.proc.poll() is None, server.log_text()
+        assert time.monotonic() < deadline, server.log_text()
+        time.sleep(0.05)
+    for _ in range(200):  # the loader runs; wait for the socket
+        try:
+            httpx.get(server.base + "/healthz", timeout=1)
+            break
+        except httpx.TransportError:
+            time.sleep(0.05)
+    assert httpx.get(server.base + "/healthz").status_code == 200
+    assert httpx.get(server.base + "/readyz").json()["error"]["code"] == "not_ready"
+    r = httpx.post(server.base + "/analyze", json={"texts": ["too early"]})
+    assert r.status_code == 503 and r.json()["error"]["message"] == "model is loading"
+
+    assert server.proc is not None
+    sent = time.monotonic()
+    server.proc.send_signal(signal.SIGTERM)
+    code = server.proc.wait(30)  # the load is still blocked: no waiting for it
+    assert code == 0, server.log_text()
+    assert time.monotonic() - sent < 10
+    assert "Traceback" not in server.log_text()
+
+
+def test_timed_out_clients_leave_no_orphaned_work(
+    app_with: Callable[..., FastAPI], running: Running
+) -> None:
+    calls: list[float] = []
+
+    class Slow(Engine):
+        def run_batch(self, requests: Any) -> Any:
+            calls.append(time.monotonic())
+            time.sleep(0.2)
+            return super().run_batch(requests)
+
+    async def go() -> None:
+        app = app_with(Slow, request_timeout_s=0.5, max_batch_size=1)
+        async with running(app) as c:
+            calls.clear()
+            started = time.monotonic()
+            rs = await asyncio.gather(
+                *(c.post("/analyze", json={"texts": [f"text {i}"]}) for i in range(40))
+            )
+            elapsed = time.monotonic() - started
+            codes = [r.status_code for r in rs]
+            assert set(codes) <= {200, 504} and codes.count(504) >= 30, codes
+            assert all(r.json()["error"]["code"] == "timeout" for r in rs if r.status_code == 504)
+            assert elapsed < 2.0  # every client was freed near its deadline
+            await asyncio.sleep(0.3)  # let the batch that was running finish
+            ran = len(calls)
+            metrics = (await c.get("/metrics")).text
+            assert "sidetask_queue_depth 0.0" in metrics.splitlines()
+            await asyncio.sleep(0.6)
+            assert len(calls) == ran  # nothing left queued kept running afterwards
+            assert ran <= elapsed / 0.2 + 2  # only work that started before the deadlines
+            t = time.monotonic()
+            assert (await c.post("/analyze", json={"texts": ["after"]})).status_code == 200
+            assert time.monotonic() - t < 1.0
+
+    asyncio.run(go())
