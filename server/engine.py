@@ -249,7 +249,7 @@ class Engine:
             if w.start != 0 or not st.main:
                 continue
             if out.embedding is not None:
-                st.main_output = [float(x) for x in out.embedding[row].float().cpu()]
+                st.main_output = out.embedding[row].float().cpu().tolist()
             elif out.generated is not None:
                 st.main_output = self.backbone.tokenizer.decode(
                     out.generated[row], skip_special_tokens=True
