@@ -177,7 +177,8 @@ class Backbone:
                 from transformers import AutoModelForSeq2SeqLM
 
                 model_cls = AutoModelForSeq2SeqLM
-            model = model_cls.from_pretrained(source, dtype=dtype)
+            # safetensors only: a pickled checkpoint (pytorch_model.bin) can run code on load
+            model = model_cls.from_pretrained(source, dtype=dtype, use_safetensors=True)
         except (OSError, ValueError) as exc:
             raise BackboneError(f"cannot load backbone from {name_or_path!r}: {exc}") from exc
         if not getattr(tokenizer, "is_fast", False):
