@@ -83,22 +83,27 @@ def prepare_heads(backbone: Any, args: argparse.Namespace, folder: Path) -> Path
 
 
 def offline(engine: Any, ctx: common.BenchContext, batches: Sequence[int]) -> dict[str, Any]:
-    """texts/s of Engine.run_batch per task set and batch size; the best batch is kept."""
+    """texts/s of Engine.run_batch per task set and batch size; the best batch is kept.
+
+    Rounds are interleaved (every task set and batch size once per round, order reversed
+    every other round) so a noisy shared machine slows all variants alike.
+    """
     from server.engine import AnalyzeRequest
 
+    variants = [(name, b) for name in TASK_SETS for b in batches]
+    requests = {
+        (name, b): [AnalyzeRequest([t], TASK_SETS[name]) for t in texts(b)] for name, b in variants
+    }
+    rates: dict[tuple[str, int], list[float]] = {v: [] for v in variants}
+    for r in range(ctx.warmup + ctx.repeats):
+        for v in variants if r % 2 == 0 else variants[::-1]:
+            start = time.perf_counter()
+            engine.run_batch(requests[v])
+            if r >= ctx.warmup:
+                rates[v].append(v[1] / (time.perf_counter() - start))
     out: dict[str, Any] = {}
-    for name, tasks in TASK_SETS.items():
-        per_batch: dict[str, Any] = {}
-        for b in batches:
-            requests = [AnalyzeRequest([t], tasks) for t in texts(b)]
-            for _ in range(ctx.warmup):
-                engine.run_batch(requests)
-            rates = []
-            for _ in range(ctx.repeats):
-                start = time.perf_counter()
-                engine.run_batch(requests)
-                rates.append(b / (time.perf_counter() - start))
-            per_batch[str(b)] = common.summary(rates)
+    for name in TASK_SETS:
+        per_batch = {str(b): common.summary(rates[(name, b)]) for b in batches}
         best = max(per_batch, key=lambda k: per_batch[k]["median"])
         out[name] = {"by_batch": per_batch, "best_batch": int(best), "best": per_batch[best]}
     return out
@@ -107,32 +112,30 @@ def offline(engine: Any, ctx: common.BenchContext, batches: Sequence[int]) -> di
 def served(
     base: str, ctx: common.BenchContext, concurrency: Sequence[int], seconds: float
 ) -> dict[str, Any]:
-    """Closed-loop load per task set and concurrency; medians over repeats."""
+    """Closed-loop load per task set and concurrency; medians over interleaved rounds."""
     pool = texts(64)
-    out: dict[str, Any] = {}
-    for name, tasks in TASK_SETS.items():
 
-        def body(i: int, tasks: list[str] = tasks) -> dict[str, Any]:
-            return {"texts": [pool[i % len(pool)]], "tasks": tasks}
+    def bodies(tasks: list[str]) -> Any:
+        return lambda i: {"texts": [pool[i % len(pool)]], "tasks": tasks}
 
-        asyncio.run(closed_loop(base, body, max(concurrency), min(seconds, 1.0)))  # warm-up
-        points: dict[str, Any] = {}
-        for c in concurrency:
-            runs = [
-                summarise(asyncio.run(closed_loop(base, body, c, seconds)), seconds)
-                for _ in range(ctx.repeats)
-            ]
-            rates = [r["goodput_rps"] or 0.0 for r in runs]
-            p50 = [r["accepted_latency"].get("p50_s") for r in runs]
-            p99 = [r["accepted_latency"].get("p99_s") for r in runs]
-            errors = sum(n for r in runs for s, n in r["status_counts"].items() if s != "200")
-            points[str(c)] = {
-                "texts_per_s": common.summary(rates),
-                "p50_s": statistics.median([x for x in p50 if x is not None] or [0.0]),
-                "p99_s": statistics.median([x for x in p99 if x is not None] or [0.0]),
-                "non_200": errors,
-            }
-        out[name] = points
+    for tasks in TASK_SETS.values():  # warm-up: plans built, caches hot
+        asyncio.run(closed_loop(base, bodies(tasks), max(concurrency), min(seconds, 1.0)))
+    variants = [(name, c) for c in concurrency for name in TASK_SETS]
+    runs: dict[tuple[str, int], list[dict[str, Any]]] = {v: [] for v in variants}
+    for r in range(ctx.repeats):
+        for name, c in variants if r % 2 == 0 else variants[::-1]:
+            outcomes = asyncio.run(closed_loop(base, bodies(TASK_SETS[name]), c, seconds))
+            runs[(name, c)].append(summarise(outcomes, seconds))
+    out: dict[str, Any] = {name: {} for name in TASK_SETS}
+    for (name, c), rs in runs.items():
+        p50 = [x["accepted_latency"]["p50_s"] for x in rs if x["accepted_latency"]["n"]]
+        p99 = [x["accepted_latency"]["p99_s"] for x in rs if x["accepted_latency"]["n"]]
+        out[name][str(c)] = {
+            "texts_per_s": common.summary([x["goodput_rps"] or 0.0 for x in rs]),
+            "p50_s": statistics.median(p50 or [0.0]),
+            "p99_s": statistics.median(p99 or [0.0]),
+            "non_200": sum(n for x in rs for s, n in x["status_counts"].items() if s != "200"),
+        }
     return out
 
 
