@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install serve test lint format clean
+.PHONY: install serve test lint audit format clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,6 +26,13 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/hadolint docker/Dockerfile docker/Dockerfile.cuda
+	$(MAKE) --no-print-directory audit
+
+# Known vulnerabilities (PyPI advisory data) in the venv and in the image's pins. Fails on a
+# vulnerability; only warns when PyPI is unreachable (.ci/audit.py --strict to fail then too).
+audit: $(STAMP)
+	$(BIN)/python .ci/audit.py
+	$(BIN)/python .ci/audit.py -r docker/constraints.txt
 
 format: $(STAMP)
 	$(BIN)/ruff format .
