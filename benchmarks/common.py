@@ -48,6 +48,7 @@ class BenchContext:
     out_dir: Path
     backbone: str | None
     kernel: str
+    clock: str = "wall"
 
     @property
     def tag(self) -> str:
@@ -70,6 +71,13 @@ def add_common_arguments(parser: argparse.ArgumentParser, repeats: int = 5) -> N
     )
     parser.add_argument("--kernel", default="auto", choices=["auto", "torch", "triton"])
     parser.add_argument("--out", type=Path, default=RESULTS_DIR, help="Results folder.")
+    parser.add_argument(
+        "--clock",
+        default="auto",
+        choices=["auto", "wall", "cpu"],
+        help="What ratios use: wall time, or process CPU time (robust to other processes "
+        "on a shared CPU); auto = cpu on CPU, wall on CUDA. Both are recorded.",
+    )
 
 
 def setup(args: argparse.Namespace) -> BenchContext:
@@ -82,8 +90,19 @@ def setup(args: argparse.Namespace) -> BenchContext:
     dtype = DTYPES[args.dtype]
     if device.type == "cpu" and dtype != torch.float32:
         raise SystemExit("half precision needs --device cuda; use --dtype float32 on CPU")
+    clock = getattr(args, "clock", "auto")
+    if clock == "auto" or device.type == "cuda":
+        clock = "cpu" if device.type == "cpu" else "wall"
     return BenchContext(
-        device, dtype, args.threads, args.repeats, args.warmup, args.out, args.backbone, args.kernel
+        device,
+        dtype,
+        args.threads,
+        args.repeats,
+        args.warmup,
+        args.out,
+        args.backbone,
+        args.kernel,
+        clock,
     )
 
 
@@ -92,24 +111,48 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+class Timings(dict[str, list[float]]):
+    """Seconds per call by variant on the chosen clock; ``wall`` and ``cpu`` keep both clocks.
+
+    CPU time (``time.process_time``) does not advance while other processes hold the cores,
+    so on a shared CPU it measures the work; with one pinned thread it equals wall time on
+    an idle machine. On CUDA only wall time means anything.
+    """
+
+    def __init__(self, names: Sequence[str], clock: str) -> None:
+        super().__init__({n: [] for n in names})
+        self.clock = clock
+        self.wall: dict[str, list[float]] = {n: [] for n in names}
+        self.cpu: dict[str, list[float]] = {n: [] for n in names}
+
+    def add(self, name: str, wall: float, cpu: float) -> None:
+        self.wall[name].append(wall)
+        self.cpu[name].append(cpu)
+        self[name].append(cpu if self.clock == "cpu" else wall)
+
+    def raw(self) -> dict[str, Any]:
+        return {"clock": self.clock, "wall": self.wall, "cpu": self.cpu}
+
+
 def time_interleaved(
     variants: Mapping[str, Callable[[], object]],
     repeats: int,
     warmup: int,
     device: torch.device,
-) -> dict[str, list[float]]:
+    clock: str = "wall",
+) -> Timings:
     """Seconds per call for each variant, rounds in ABBA order; warm-up rounds dropped."""
     names = list(variants)
-    times: dict[str, list[float]] = {n: [] for n in names}
+    times = Timings(names, clock)
     for r in range(warmup + repeats):
         order = names if r % 2 == 0 else names[::-1]
         for name in order:
             synchronize(device)
-            start = time.perf_counter()
+            start, cpu_start = time.perf_counter(), time.process_time()
             variants[name]()
             synchronize(device)
             if r >= warmup:
-                times[name].append(time.perf_counter() - start)
+                times.add(name, time.perf_counter() - start, time.process_time() - cpu_start)
     return times
 
 
@@ -182,6 +225,7 @@ def write_result(name: str, ctx: BenchContext, payload: Mapping[str, Any]) -> Pa
             "repeats": ctx.repeats,
             "warmup": ctx.warmup,
             "order": "interleaved ABBA, ratios per round",
+            "clock": ctx.clock,
             "kernel": ctx.kernel,
         },
         **payload,

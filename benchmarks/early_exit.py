@@ -75,7 +75,11 @@ def measure(
         ids, mask = common.synthetic_batch(backbone, batch, length)
         variants = _variants(backbone, cuts, ids, mask, ctx.kernel)
         times = common.time_interleaved(
-            {n: fn for n, (fn, _) in variants.items()}, ctx.repeats, ctx.warmup, ctx.device
+            {n: fn for n, (fn, _) in variants.items()},
+            ctx.repeats,
+            ctx.warmup,
+            ctx.device,
+            ctx.clock,
         )
         results = {}
         for name, (fn, active) in variants.items():
@@ -93,7 +97,7 @@ def measure(
                 f"{ratio['median']:.2f}x the all-layers time",
                 flush=True,
             )
-        rows.append({"batch": batch, "length": length, "variants": results})
+        rows.append({"batch": batch, "length": length, "variants": results, "raw_s": times.raw()})
     return {
         "backbone": backbone.info.name,
         "num_layers": backbone.info.num_layers,

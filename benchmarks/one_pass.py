@@ -64,6 +64,7 @@ def measure(ctx: common.BenchContext, shapes: Sequence[tuple[int, int]]) -> dict
             ctx.repeats,
             ctx.warmup,
             ctx.device,
+            ctx.clock,
         )
         row = {
             "batch": batch,
@@ -73,6 +74,7 @@ def measure(ctx: common.BenchContext, shapes: Sequence[tuple[int, int]]) -> dict
             "speedup": common.paired_ratio(times, "three_passes", "one_pass"),
             "one_pass_seq_per_s": batch / common.summary(times["one_pass"])["median"],
             "three_passes_seq_per_s": batch / common.summary(times["three_passes"])["median"],
+            "raw_s": times.raw(),
         }
         rows.append(row)
         print(

@@ -48,7 +48,7 @@ def measure(
             variants[f"{n}"] = partial(
                 common.run_tasks, backbone, heads, names[:n], ids, mask, True, ctx.kernel
             )
-        times = common.time_interleaved(variants, ctx.repeats, ctx.warmup, ctx.device)
+        times = common.time_interleaved(variants, ctx.repeats, ctx.warmup, ctx.device, ctx.clock)
         base_flops = flops.backbone_flops(flops.EncoderShape.of(backbone), batch, length)
         per_head = flops.heads_flops(heads, names, backbone.info.hidden_size, batch, length)
         row: dict[str, Any] = {
@@ -57,6 +57,7 @@ def measure(
             "backbone_s": common.summary(times["backbone"]),
             "backbone_flops": base_flops,
             "heads": {},
+            "raw_s": times.raw(),
         }
         for n in counts:
             head_flops = sum(per_head[name] for name in names[:n])

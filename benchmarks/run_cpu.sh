@@ -5,11 +5,16 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 bench() { .venv/bin/sidetask bench "$@"; }
-bench overhead --shapes 1x32,8x128,32x128,8x512 --heads 1,3,8,16 --threads 1 --repeats 5
+bench overhead --shapes 1x32,8x128,32x128,8x512 --heads 1,3,8,16 --threads 1 --repeats 7
 bench one_pass --shapes 1x128,32x128 --threads 1 --repeats 5
 bench memory --tasks 1,3,8,16 --batches 1,4,16,32 --lengths 32,128,256,512 --threads 1 --repeats 5
 bench memory --shape roberta-large --tasks 1,3,8 --batches 1,2,4 --lengths 128,256,512 \
   --base 1x128 --threads 1 --repeats 5 --warmup 0
 bench early_exit --shapes 1x128,8x128 --threads 1 --repeats 5
 bench scaling --backbones minilm,roberta-base,roberta-large,bart-large --shapes 1x128 \
-  --threads 1 --repeats 5
+  --threads 1 --repeats 11
+# infinity-emb lives in its own venv (docs/benchmarks.md, "Peer"); skipped when absent
+if [ -x /tmp/infvenv/bin/infinity_emb ]; then
+  bench peer --infinity /tmp/infvenv/bin/infinity_emb --concurrency 16 --seconds 10 \
+    --threads 1 --repeats 5
+fi

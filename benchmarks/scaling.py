@@ -56,6 +56,7 @@ def measure(
                 ctx.repeats,
                 ctx.warmup,
                 ctx.device,
+                ctx.clock,
             )
             ratio = common.paired_ratio(times, "3 heads", "backbone")
             acc_ratio = common.paired_ratio(times, "accumulate", "backbone")
@@ -81,6 +82,7 @@ def measure(
                     k: (acc_ratio[k] - 1) * 100 for k in ("median", "min", "max")
                 },
                 "flop_floor_pct": head_flops / base_flops * 100,
+                "raw_s": times.raw(),
             }
             rows.append(row)
             print(

@@ -1,0 +1,39 @@
+"""Interleaved timing: both clocks kept, ratios per round, ABBA order."""
+
+from __future__ import annotations
+
+import time
+
+import torch
+
+from benchmarks import common
+
+
+def test_cpu_clock_ignores_time_the_process_does_not_run() -> None:
+    # sleeping stands in for being descheduled by other processes on a shared machine
+    times = common.time_interleaved(
+        {"sleep": lambda: time.sleep(0.02)},
+        repeats=2,
+        warmup=1,
+        device=torch.device("cpu"),
+        clock="cpu",
+    )
+    assert len(times["sleep"]) == 2  # warm-up dropped
+    assert min(times.wall["sleep"]) >= 0.02
+    assert max(times.cpu["sleep"]) < 0.01
+    assert times["sleep"] == times.cpu["sleep"]
+    assert times.raw()["clock"] == "cpu"
+
+
+def test_variants_alternate_order_each_round() -> None:
+    calls: list[str] = []
+    variants = {"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}
+    common.time_interleaved(variants, repeats=3, warmup=1, device=torch.device("cpu"))
+    assert calls == ["a", "b", "b", "a", "a", "b", "b", "a"]
+
+
+def test_paired_ratio_is_taken_round_by_round() -> None:
+    times = {"x": [2.0, 4.0, 6.0], "y": [1.0, 4.0, 2.0]}
+    ratio = common.paired_ratio(times, "x", "y")
+    assert ratio["values"] == [2.0, 1.0, 3.0]
+    assert (ratio["median"], ratio["min"], ratio["max"]) == (2.0, 1.0, 3.0)
