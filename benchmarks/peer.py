@@ -212,7 +212,32 @@ def measure(ctx: common.BenchContext, args: argparse.Namespace) -> dict[str, Any
                 if r >= ctx.warmup:
                     rounds[name].append(got)
                 print(f"round {r} {name}: {got['requests_per_s']:.1f} req/s", flush=True)
-    return _summarise(rounds, heads, args, model_dir, len(texts))
+        breakdown = server_breakdown(f"http://127.0.0.1:{ports['sidetask']}/metrics")
+    payload = _summarise(rounds, heads, args, model_dir, len(texts))
+    payload["sidetask_server_breakdown"] = breakdown
+    return payload
+
+
+def server_breakdown(metrics_url: str) -> dict[str, Any]:
+    """Where sidetask's worker spent its time (its own Prometheus metrics, all rounds)."""
+    import httpx
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = httpx.get(metrics_url, timeout=10).text
+    sums: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "sidetask_stage_duration_seconds_sum":
+                sums[f"stage {sample.labels['stage']} s"] = sample.value
+            elif sample.name in ("sidetask_batch_size_sum", "sidetask_batch_size_count"):
+                sums[sample.name] = sample.value
+    batches = sums.pop("sidetask_batch_size_count", 0.0)
+    requests = sums.pop("sidetask_batch_size_sum", 0.0)
+    return {
+        "batches": batches,
+        "mean_requests_per_batch": requests / batches if batches else None,
+        **sums,
+    }
 
 
 def _summarise(

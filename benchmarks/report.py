@@ -154,7 +154,12 @@ def peer(d: dict[str, Any]) -> str:
                 _mmm(ratio, "{:.2f}") if ratio else "1",
             ]
         )
-    return _table(header, rows)
+    table = _table(header, rows)
+    breakdown = d.get("sidetask_server_breakdown")
+    if breakdown:
+        parts = [f"{k}: {v:.1f}" for k, v in breakdown.items() if isinstance(v, float)]
+        table += "\n\nsidetask worker, all rounds: " + ", ".join(parts)
+    return table
 
 
 def _stats(s: dict[str, Any]) -> dict[str, float]:

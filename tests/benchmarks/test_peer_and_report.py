@@ -65,3 +65,31 @@ def test_report_renders_every_result_with_its_command(
     assert "### overhead (cpu)" in text
     assert "| 1x8 |" in text
     assert "(1 thread(s))" in text  # machine and pinned threads are stated
+
+
+def test_server_breakdown_reads_stage_times_from_prometheus_text(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    text = "\n".join(
+        [
+            "# TYPE sidetask_stage_duration_seconds histogram",
+            'sidetask_stage_duration_seconds_sum{stage="backbone"} 3.5',
+            'sidetask_stage_duration_seconds_count{stage="backbone"} 10',
+            'sidetask_stage_duration_seconds_sum{stage="tokenize"} 0.5',
+            'sidetask_stage_duration_seconds_count{stage="tokenize"} 10',
+            "# TYPE sidetask_batch_size histogram",
+            "sidetask_batch_size_sum 40",
+            "sidetask_batch_size_count 10",
+            "",
+        ]
+    )
+
+    class Answer:
+        def __init__(self) -> None:
+            self.text = text
+
+    monkeypatch.setattr("httpx.get", lambda url, timeout: Answer())
+    out = peer.server_breakdown("http://x/metrics")
+    assert out["batches"] == 10
+    assert out["mean_requests_per_batch"] == 4
+    assert out["stage backbone s"] == 3.5 and out["stage tokenize s"] == 0.5
