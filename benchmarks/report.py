@@ -27,11 +27,16 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 
 def _machine(d: dict[str, Any]) -> str:
     m = d["machine"]
+    clock = d.get("settings", {}).get("clock", "wall")
+    timed = {
+        "memory": "not timed (bytes)",
+        "peer": "wall time (HTTP load)",
+    }.get(d["benchmark"].split("_", 1)[0], "process CPU time" if clock == "cpu" else "wall time")
     load = m.get("load_average_at_start") or []
     where = m.get("gpu") or f"{m['cpu']}, {m['usable_cores']} cores"
     return (
         f"_{where}; torch {m['torch']} ({m['torch_threads']} thread(s)), "
-        f"load average at start {load[0]:.1f}; `{d['command']}`_"
+        f"load average at start {load[0]:.1f}; {timed}; `{d['command']}`_"
         if load
         else f"_{where}; `{d['command']}`_"
     )
