@@ -234,9 +234,11 @@ def plot(record: dict[str, Any], path: Path) -> None:
     ax2.set_xlabel("seconds since ready")
     ax2.set_ylabel("server RSS (MiB)")
     ax2.legend()
+    recovery = record["recovery_s"]
     title = (
         f"capacity {record['capacity']['rps']:.1f} req/s, offered "
-        f"{record['offered_rps']:.1f} req/s; recovery {record['recovery_s']}s"
+        f"{record['offered_rps']:.1f} req/s; "
+        + (f"recovery {recovery:.2f} s" if recovery is not None else "no recovery")
     )
     save_figure(fig, path, title)
 
