@@ -49,12 +49,14 @@ class BenchContext:
     backbone: str | None
     kernel: str
     clock: str = "wall"
+    shape: str = "minilm"
 
     @property
     def tag(self) -> str:
-        """Result file suffix: the device type, plus the dtype when it is not float32."""
+        """Result file suffix: [shape_]device[_dtype] (shape unless MiniLM, dtype unless fp32)."""
+        prefix = "" if self.shape == "minilm" else self.shape + "_"
         suffix = "" if self.dtype == torch.float32 else "_" + str(self.dtype).split(".")[-1]
-        return self.device.type + suffix
+        return prefix + self.device.type + suffix
 
 
 def add_common_arguments(parser: argparse.ArgumentParser, repeats: int = 5) -> None:
@@ -68,6 +70,12 @@ def add_common_arguments(parser: argparse.ArgumentParser, repeats: int = 5) -> N
     parser.add_argument("--warmup", type=int, default=1, help="Untimed rounds first.")
     parser.add_argument(
         "--backbone", default=None, help="Backbone folder; default the packaged MiniLM."
+    )
+    parser.add_argument(
+        "--shape",
+        default="minilm",
+        choices=["minilm", "roberta-base", "roberta-large", "bart-large"],
+        help="Backbone shape: minilm = --backbone or the packaged MiniLM; others random weights.",
     )
     parser.add_argument("--kernel", default="auto", choices=["auto", "torch", "triton"])
     parser.add_argument("--out", type=Path, default=RESULTS_DIR, help="Results folder.")
@@ -103,6 +111,7 @@ def setup(args: argparse.Namespace) -> BenchContext:
         args.backbone,
         args.kernel,
         clock,
+        getattr(args, "shape", "minilm"),
     )
 
 
@@ -261,8 +270,13 @@ def save_figure(fig: Any, path: Path, title: str) -> None:
 
 
 def load_backbone(ctx: BenchContext) -> Backbone:
-    """The backbone under test: ``--backbone`` or the packaged all-MiniLM-L6-v2."""
+    """The backbone under test: ``--shape`` (random weights), ``--backbone`` or the MiniLM."""
     from models.defaults import DEFAULT_BACKBONE_NAME, default_backbone_path
+
+    if ctx.shape != "minilm":
+        from benchmarks.shapes import build_backbone
+
+        return build_backbone(ctx.shape, ctx)
 
     if ctx.backbone:
         return Backbone.load(ctx.backbone, device=ctx.device, dtype=ctx.dtype)

@@ -20,7 +20,7 @@ from typing import Any
 import torch
 
 from benchmarks import common
-from benchmarks.shapes import SHAPES, build_backbone
+from benchmarks.shapes import build_backbone
 from heads.registry import HeadSet
 from models.accumulator import StreamingAccumulator
 from models.backbone import Backbone
@@ -33,7 +33,6 @@ MIB = 1024 * 1024
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sidetask bench memory", description=__doc__)
     common.add_common_arguments(parser)
-    parser.add_argument("--shape", default="minilm", choices=SHAPES, help="Backbone shape.")
     parser.add_argument("--tasks", default="1,3,8,16", help="Task counts (at --base).")
     parser.add_argument("--batches", default="1,4,16,32", help="Batches (3 tasks, --base length).")
     parser.add_argument("--lengths", default="32,128,256,512", help="Lengths (3 tasks).")
@@ -155,7 +154,7 @@ def measure(
     }
 
 
-def plot(payload: dict[str, Any], ctx: common.BenchContext, name: str = NAME) -> None:
+def plot(payload: dict[str, Any], ctx: common.BenchContext) -> None:
     fig, axes = common.new_figure(3)
     for ax, (key, label) in zip(
         axes,
@@ -180,7 +179,7 @@ def plot(payload: dict[str, Any], ctx: common.BenchContext, name: str = NAME) ->
     title = (
         f"Peak extra memory, {payload['backbone']} ({ctx.device.type}, {payload['measured_with']})"
     )
-    common.save_figure(fig, common.plot_path(name, ctx), title)
+    common.save_figure(fig, common.plot_path(NAME, ctx), title)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -189,15 +188,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     base = common.parse_shapes(args.base)[0]
     payload = measure(
         ctx,
-        args.shape,
+        ctx.shape,
         common.parse_ints(args.tasks),
         common.parse_ints(args.batches),
         common.parse_ints(args.lengths),
         base,
     )
-    name = NAME if args.shape == "minilm" else f"{NAME}_{args.shape}"
-    path = common.write_result(name, ctx, payload)
-    plot(payload, ctx, name)
+    path = common.write_result(NAME, ctx, payload)
+    plot(payload, ctx)
     print(f"wrote {path}")
     return 0
 

@@ -175,7 +175,6 @@ SECTIONS: dict[str, Callable[[dict[str, Any]], str]] = {
     "overhead": overhead,
     "one_pass": one_pass,
     "memory": memory,
-    "memory_roberta-large": memory,
     "early_exit": early_exit,
     "scaling": scaling,
     "peer": peer,
@@ -185,12 +184,17 @@ SECTIONS: dict[str, Callable[[dict[str, Any]], str]] = {
 def render(results: Path, tag: str) -> str:
     parts = []
     for name, fn in SECTIONS.items():
-        path = results / f"{name}_{tag}.json"
-        if not path.is_file():
-            continue
-        data = json.loads(path.read_text())
-        parts.append(f"### {name} ({tag})\n\n{_machine(data)}\n\n{fn(data)}\n")
+        paths = [results / f"{name}_{tag}.json", *sorted(results.glob(f"{name}_*_{tag}.json"))]
+        for path in paths:
+            if path.is_file():
+                parts.append(_section(path, fn, tag))
     return "\n".join(parts)
+
+
+def _section(path: Path, fn: Callable[[dict[str, Any]], str], tag: str) -> str:
+    data = json.loads(path.read_text())
+    name = path.stem.removesuffix("_" + tag)
+    return f"### {name} ({tag})\n\n{_machine(data)}\n\n{fn(data)}\n"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -7,6 +7,7 @@ only the special and padding ids matter.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import torch
@@ -39,7 +40,7 @@ def _config(shape: str) -> Any:
 def build_backbone(shape: str, ctx: BenchContext) -> Backbone:
     """``minilm`` (or ``--backbone``) loads real weights; the other shapes are random."""
     if shape == "minilm":
-        return load_backbone(ctx)
+        return load_backbone(replace(ctx, shape="minilm"))
     from transformers import AutoModel, AutoTokenizer
 
     from models.defaults import default_backbone_path

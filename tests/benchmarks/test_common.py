@@ -37,3 +37,23 @@ def test_paired_ratio_is_taken_round_by_round() -> None:
     ratio = common.paired_ratio(times, "x", "y")
     assert ratio["values"] == [2.0, 1.0, 3.0]
     assert (ratio["median"], ratio["min"], ratio["max"]) == (2.0, 1.0, 3.0)
+
+
+def test_result_names_carry_shape_device_and_half_precision(tmp_path: object) -> None:
+    def ctx(shape: str, device: str, dtype: torch.dtype) -> common.BenchContext:
+        return common.BenchContext(
+            torch.device(device),
+            dtype,
+            1,
+            5,
+            1,
+            tmp_path,
+            None,
+            "auto",
+            "wall",
+            shape,  # type: ignore[arg-type]
+        )
+
+    assert ctx("minilm", "cpu", torch.float32).tag == "cpu"
+    assert ctx("roberta-large", "cpu", torch.float32).tag == "roberta-large_cpu"
+    assert ctx("roberta-large", "cuda", torch.float16).tag == "roberta-large_cuda_float16"
