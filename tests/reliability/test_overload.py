@@ -20,8 +20,8 @@ def test_two_times_capacity_is_refused_fast_and_recovers(
     argv = [
         "--backbone", str(tiny_roberta_dir),
         "--heads-dir", str(tiny_heads),
-        "--capacity-seconds", "4",
-        "--seconds", "6",
+        "--capacity-seconds", "3",
+        "--seconds", "5",
         "--out", str(out),
     ]  # fmt: skip
     code = overload.main(argv)

@@ -20,8 +20,8 @@ def test_short_soak_keeps_rss_within_bound(
     argv = [
         "--backbone", str(tiny_roberta_dir),
         "--heads-dir", str(tiny_heads),
-        "--seconds", "20",
-        "--capacity-seconds", "3",
+        "--seconds", "15",
+        "--capacity-seconds", "2",
         "--out", str(out),
     ]  # fmt: skip
     code = soak.main(argv)
@@ -29,10 +29,10 @@ def test_short_soak_keeps_rss_within_bound(
     assert code == 0, record
     assert record["unexpected"] == []
     assert record["status_counts"]["422"] >= 1  # the unknown-task requests were refused
-    assert record["requests"] >= 0.8 * 20 * record["offered_rps"]  # load was really offered
+    assert record["requests"] >= 0.8 * 15 * record["offered_rps"]  # load was really offered
     rss = record["rss"]
     assert rss["growth_mib"] <= rss["bound_mib"] == 48.0
-    assert len(record["rss_samples"]) >= 15
+    assert len(record["rss_samples"]) >= 10
     assert out.with_suffix(".png").stat().st_size > 0
 
 
