@@ -1,0 +1,61 @@
+"""The head modules compute what the method describes, with the padding masked out."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from heads.modules import SequenceClassificationHead, TokenClassificationHead
+
+
+@pytest.mark.parametrize(
+    ("batch", "length", "k", "heads"), [(1, 1, 16, 2), (3, 7, 32, 4), (5, 130, 64, 4)]
+)
+def test_sequence_attention_equals_torch_multihead_attention(
+    batch: int, length: int, k: int, heads: int
+) -> None:
+    torch.manual_seed(0)
+    head = SequenceClassificationHead(k, 2, heads).eval()
+    x = torch.randn(batch, length, k)
+    mask = torch.ones(batch, length, dtype=torch.long)
+    for b in range(1, batch):
+        mask[b, max(1, length - 2 * b) :] = 0
+    expected, _ = head.attention(x, x, x, key_padding_mask=mask == 0)
+    got = head._self_attention(x, mask)
+    keep = mask.bool()
+    torch.testing.assert_close(got[keep], expected[keep], atol=1e-5, rtol=1e-5)
+
+
+def test_padding_does_not_change_a_sequence_answer() -> None:
+    torch.manual_seed(1)
+    head = SequenceClassificationHead(16, 3, 2).eval()
+    x = torch.randn(1, 5, 16)
+    padded = torch.cat([x, torch.randn(1, 4, 16)], dim=1)
+    mask = torch.tensor([[1] * 5 + [0] * 4])
+    with torch.inference_mode():
+        alone = head(x, torch.ones(1, 5, dtype=torch.long))
+        with_pad = head(padded, mask)
+    torch.testing.assert_close(alone, with_pad, atol=1e-5, rtol=1e-5)
+
+
+def test_padding_does_not_change_token_answers() -> None:
+    torch.manual_seed(2)
+    head = TokenClassificationHead(16, 5, 2, ff_dim=32).eval()
+    x = torch.randn(1, 6, 16)
+    padded = torch.cat([x, torch.randn(1, 3, 16)], dim=1)
+    mask = torch.tensor([[1] * 6 + [0] * 3])
+    with torch.inference_mode():
+        alone = head(x, torch.ones(1, 6, dtype=torch.long))
+        with_pad = head(padded, mask)[:, :6]
+    torch.testing.assert_close(alone, with_pad, atol=1e-5, rtol=1e-5)
+
+
+def test_training_mode_uses_dropout_and_eval_is_deterministic() -> None:
+    torch.manual_seed(3)
+    head = SequenceClassificationHead(16, 2, 2, dropout=0.5)
+    x = torch.randn(2, 6, 16)
+    mask = torch.ones(2, 6, dtype=torch.long)
+    head.train()
+    assert not torch.equal(head(x, mask), head(x, mask))
+    head.eval()
+    assert torch.equal(head(x, mask), head(x, mask))
