@@ -1,8 +1,10 @@
 """Q6: the HTTP server under load vs the offline engine, and the cost of heads when served.
 
-Offline: ``Engine.run_batch`` in this process at batch sizes 1/8/32/64 (best texts/s kept).
-Served: a real ``sidetask serve`` subprocess on loopback with the same threads, loaded from
-this (separate) process by closed-loop httpx clients at concurrency 1/8/32/128. Task sets:
+Offline: ``Engine.run_batch`` in this process at batch sizes 1/8/32/64 (best texts/s kept),
+measured before and after the server phase (rounds pooled).
+Served: a real ``sidetask serve`` subprocess on loopback with the same threads, loaded by
+closed-loop clients in a separate process (``hey`` when installed, else httpx from this
+process) at concurrency 1/8/32/128. Task sets:
 {embedding}, {sentiment, cola, ner}, {all}. Every point is the median of ``--repeats`` runs.
 
     python -m benchmarks.serve                       # packaged MiniLM, 5 repeats x 4 s
@@ -17,7 +19,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import csv
+import io
+import json
+import shutil
 import statistics
+import subprocess
 import tempfile
 import time
 from collections.abc import Sequence
@@ -25,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import common
-from benchmarks.live_server import ServerProcess, closed_loop, server_env, summarise
+from benchmarks.live_server import Outcome, ServerProcess, closed_loop, server_env, summarise
 
 HEADS = (("sentiment", "sequence", 64), ("cola", "sequence", 64), ("ner", "token", 128))
 TASK_SETS: dict[str, list[str]] = {
@@ -59,6 +66,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--offline-batches", type=common.parse_ints, default=[1, 8, 32, 64])
     p.add_argument("--seconds", type=float, default=4.0, help="Seconds per load point.")
     p.add_argument("--heads-dir", type=Path, default=None, help="Default: shipped or random.")
+    p.add_argument(
+        "--client",
+        choices=["hey", "httpx"],
+        default="hey" if shutil.which("hey") else "httpx",
+        help="Load generator (default hey when installed: apt-get install hey).",
+    )
     return p.parse_args(argv)
 
 
@@ -109,22 +122,83 @@ def offline(engine: Any, ctx: common.BenchContext, batches: Sequence[int]) -> di
     return out
 
 
+def merge_offline(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    """Pool the rounds of two offline passes (before and after the server phase)."""
+    out: dict[str, Any] = {}
+    for name in a:
+        per_batch = {
+            k: common.summary(v["values"] + b[name]["by_batch"][k]["values"])
+            for k, v in a[name]["by_batch"].items()
+        }
+        best = max(per_batch, key=lambda k: per_batch[k]["median"])
+        out[name] = {"by_batch": per_batch, "best_batch": int(best), "best": per_batch[best]}
+    return out
+
+
+def hey_load(base: str, body: dict[str, Any], concurrency: int, seconds: float) -> list[Outcome]:
+    """Closed-loop load from ``hey`` (Go): far cheaper per request than a Python client,
+    which matters when the client shares a small machine with the server."""
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+        json.dump(body, f)
+    try:
+        run = subprocess.run(
+            [
+                "hey",
+                "-z",
+                f"{seconds}s",
+                "-c",
+                str(concurrency),
+                "-m",
+                "POST",
+                "-T",
+                "application/json",
+                "-D",
+                f.name,
+                "-o",
+                "csv",
+                base + "/analyze",
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=seconds + 120,
+        )
+    finally:
+        Path(f.name).unlink()
+    rows = list(csv.DictReader(io.StringIO(run.stdout)))
+    return [
+        Outcome(float(r["offset"]), int(r["status-code"]), float(r["response-time"])) for r in rows
+    ]
+
+
+def load(
+    client: str, base: str, tasks: list[str], pool: Sequence[str], concurrency: int, seconds: float
+) -> list[Outcome]:
+    if client == "hey":
+        return hey_load(base, {"texts": [pool[0]], "tasks": tasks}, concurrency, seconds)
+
+    def body(i: int) -> dict[str, Any]:
+        return {"texts": [pool[i % len(pool)]], "tasks": tasks}
+
+    return asyncio.run(closed_loop(base, body, concurrency, seconds))
+
+
 def served(
-    base: str, ctx: common.BenchContext, concurrency: Sequence[int], seconds: float
+    base: str,
+    ctx: common.BenchContext,
+    concurrency: Sequence[int],
+    seconds: float,
+    client: str,
 ) -> dict[str, Any]:
     """Closed-loop load per task set and concurrency; medians over interleaved rounds."""
     pool = texts(64)
-
-    def bodies(tasks: list[str]) -> Any:
-        return lambda i: {"texts": [pool[i % len(pool)]], "tasks": tasks}
-
     for tasks in TASK_SETS.values():  # warm-up: plans built, caches hot
-        asyncio.run(closed_loop(base, bodies(tasks), max(concurrency), min(seconds, 1.0)))
+        load(client, base, tasks, pool, max(concurrency), min(seconds, 1.0))
     variants = [(name, c) for c in concurrency for name in TASK_SETS]
     runs: dict[tuple[str, int], list[dict[str, Any]]] = {v: [] for v in variants}
     for r in range(ctx.repeats):
         for name, c in variants if r % 2 == 0 else variants[::-1]:
-            outcomes = asyncio.run(closed_loop(base, bodies(TASK_SETS[name]), c, seconds))
+            outcomes = load(client, base, TASK_SETS[name], pool, c, seconds)
             summary = summarise(outcomes, seconds)
             summary["in_window_rps"] = in_window_rate(outcomes, seconds)
             runs[(name, c)].append(summary)
@@ -224,8 +298,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         del backbone
         engine = build_engine(settings)
-        off = offline(engine, ctx, args.offline_batches)
-        del engine
+        before = offline(engine, ctx, args.offline_batches)
         extra = {
             "queue_size": 4096,
             "max_batch_size": 64,
@@ -236,12 +309,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         env = server_env(args.backbone, heads, ctx.threads, extra)
         with ServerProcess(env=env, log=Path(tmp) / "server.log") as srv:
             ready_s = srv.wait_ready()
-            srv_points = served(srv.base, ctx, args.concurrency, args.seconds)
+            srv_points = served(srv.base, ctx, args.concurrency, args.seconds, args.client)
             exit_code = srv.stop()
+        # offline again after the server phase: the median of both brackets the load phase,
+        # so slow drift of a shared machine does not favour either side
+        off = merge_offline(before, offline(engine, ctx, args.offline_batches))
     payload = {
         "question": "Q6: server throughput vs the offline engine; cost of heads when served",
         "backbone": args.backbone or "sentence-transformers/all-MiniLM-L6-v2",
         "texts": "1 text per request, 2 sentences (~30-40 words)",
+        "client": args.client,
         "seconds_per_point": args.seconds,
         "server_ready_s": ready_s,
         "server_exit_code": exit_code,

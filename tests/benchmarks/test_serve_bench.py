@@ -7,6 +7,7 @@ ratios computed from the numbers shown, server exited cleanly), never this machi
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -15,20 +16,27 @@ from benchmarks import serve
 
 
 @pytest.mark.slow
-def test_serve_benchmark_measures_every_point(tiny_roberta_dir: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("client", ["httpx", "hey"])
+def test_serve_benchmark_measures_every_point(
+    client: str, tiny_roberta_dir: Path, tmp_path: Path
+) -> None:
+    if client == "hey" and shutil.which("hey") is None:
+        pytest.skip("hey is not installed (apt-get install hey)")
     argv = ["--backbone", str(tiny_roberta_dir), "--out", str(tmp_path), "--threads", "1"]
+    argv += ["--client", client]
     argv += ["--repeats", "2", "--warmup", "0", "--seconds", "0.4"]
     argv += ["--concurrency", "1,4", "--offline-batches", "1,4"]
     assert serve.main(argv) == 0
     result = json.loads((tmp_path / "serve_cpu.json").read_text())
     assert (tmp_path / "serve_cpu.png").stat().st_size > 0
     assert result["command"] and result["machine"]["cpu"]
-    assert result["server_exit_code"] == 0
+    assert result["server_exit_code"] == 0 and result["client"] == client
     comp = result["comparison"]
     for name in ("embedding", "heads3", "all"):
         assert set(result["server"][name]) == {"1", "4"}
         point = result["server"][name]["4"]
         assert point["non_200"] == 0 and point["texts_per_s"]["n"] == 2
+        assert result["offline"][name]["best"]["n"] == 4  # before + after the server phase
         assert point["texts_per_s"]["median"] > 0 and point["p99_s"] >= point["p50_s"] > 0
         off = result["offline"][name]
         assert off["best"] == off["by_batch"][str(off["best_batch"])]
