@@ -4,45 +4,27 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import torch
-from conftest import random_head
+from app_harness import engine_factory, running, save_tiny_heads
 from fastapi import FastAPI
 
-from heads.io import save_head
 from models.backbone import Backbone
 from server.app import create_app
-from server.engine import Engine
-from server.loading import engine_config, load_heads
 from server.settings import Settings
 
-NER_LABELS = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread() -> Iterator[None]:
-    """Tiny models on a shared 2-core box run ~100x faster without intra-op threads."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+__all__ = ["running", "settings_for", "shared_backbone_factory"]
 
 
 @pytest.fixture(scope="session")
 def heads_root(tiny_roberta: Backbone, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A heads folder with one sequence head (sentiment) and one token head (ner)."""
-    root = tmp_path_factory.mktemp("heads")
-    info = tiny_roberta.info
-    save_head(random_head(info, "sentiment", "sequence", k=16, seed=1), root / "sentiment")
-    save_head(random_head(info, "ner", "token", k=16, labels=NER_LABELS, seed=2), root / "ner")
-    return root
+    return save_tiny_heads(tiny_roberta.info, tmp_path_factory.mktemp("heads"))
 
 
 def settings_for(backbone_dir: Path, heads_dir: Path, **overrides: Any) -> Settings:
@@ -55,29 +37,7 @@ def settings_for(backbone_dir: Path, heads_dir: Path, **overrides: Any) -> Setti
     return Settings(**values)
 
 
-def shared_backbone_factory(backbone: Backbone) -> Callable[[Settings], Engine]:
-    """Build engines around an already loaded backbone (loading once per session is enough)."""
-
-    def factory(settings: Settings) -> Engine:
-        return Engine(backbone, load_heads(settings, backbone), engine_config(settings))
-
-    return factory
-
-
-@contextlib.asynccontextmanager
-async def running(app: FastAPI, wait_ready: bool = True) -> AsyncIterator[httpx.AsyncClient]:
-    """Run the app's lifespan and hand out an in-process client."""
-    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-    client = httpx.AsyncClient(transport=transport, base_url="http://test")
-    async with app.router.lifespan_context(app), client:
-        if wait_ready:
-            for _ in range(500):
-                if (await client.get("/readyz")).status_code == 200:
-                    break
-                await asyncio.sleep(0.01)
-            else:
-                raise AssertionError((await client.get("/readyz")).json())
-        yield client
+shared_backbone_factory = engine_factory
 
 
 @pytest.fixture
