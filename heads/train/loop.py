@@ -4,6 +4,7 @@ early stopping, best head kept, resumable, JSONL log and plots next to the head.
 from __future__ import annotations
 
 import json
+import os
 import platform
 import random
 import time
@@ -56,7 +57,7 @@ def load_backbone(path: str | None, device: torch.device) -> Backbone:
 def machine() -> str:
     if torch.cuda.is_available():
         return f"{torch.cuda.get_device_name(0)} (CUDA)"
-    return f"{platform.machine()} CPU, {torch.get_num_threads()} threads"
+    return f"{platform.machine()} CPU ({os.cpu_count()} cores), {torch.get_num_threads()} threads"
 
 
 def resolve_labels(cfg: TrainConfig, examples: list[Example]) -> list[str]:
