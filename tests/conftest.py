@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,6 +12,12 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import pytest
 import torch
+
+# Triton reads TRITON_INTERPRET when triton.language is first imported, and some test modules
+# import it (through torch.compile or the kernel) while being collected. Without CUDA nothing
+# compiles Triton kernels, so the interpreter is switched on here, before any of them.
+if "triton" not in sys.modules and not torch.cuda.is_available():
+    os.environ.setdefault("TRITON_INTERPRET", "1")
 
 from heads.manifest import HeadManifest
 from heads.task_head import TaskHead, fingerprint_of

@@ -34,6 +34,8 @@ def interpreter_ready() -> bool:
 def interpreter(monkeypatch: pytest.MonkeyPatch) -> None:
     """CPU kernel tests: skip with the reason when Triton was imported compiled."""
     if not interpreter_ready():
+        if not torch.cuda.is_available():
+            pytest.fail("TRITON_INTERPRET=1 was not set before triton.language was imported")
         pytest.skip(
             "triton.language was imported before TRITON_INTERPRET=1 (or CUDA is present); "
             "run `pytest tests/models/kernels` on a CPU machine for the interpreter checks"
