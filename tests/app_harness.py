@@ -6,8 +6,10 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
+import pytest
 from conftest import random_head
 from fastapi import FastAPI
 
@@ -52,3 +54,19 @@ async def running(app: FastAPI, wait_ready: bool = True) -> AsyncIterator[httpx.
             else:
                 raise AssertionError((await client.get("/readyz")).json())
         yield client
+
+
+def assert_same_answers(a: Any, b: Any) -> None:
+    """Labels, spans and texts equal; floats equal up to batch padding noise (1e-4)."""
+    if isinstance(a, dict):
+        assert isinstance(b, dict) and a.keys() == b.keys()
+        for key in a:
+            assert_same_answers(a[key], b[key])
+    elif isinstance(a, list):
+        assert isinstance(b, list) and len(a) == len(b)
+        for x, y in zip(a, b, strict=True):
+            assert_same_answers(x, y)
+    elif isinstance(a, float):
+        assert a == pytest.approx(b, abs=1e-4)
+    else:
+        assert a == b

@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 import pytest
 import torch
+from app_harness import assert_same_answers
 from conftest import random_head
 from fastapi import FastAPI
 
@@ -28,22 +29,6 @@ from server.engine import Engine
 
 Running = Callable[[FastAPI], contextlib.AbstractAsyncContextManager[httpx.AsyncClient]]
 GATED = [sys.executable, str(Path(__file__).with_name("gated_serve.py"))]
-
-
-def assert_same(a: Any, b: Any) -> None:
-    """Labels, spans and texts equal; floats equal up to batch padding noise."""
-    if isinstance(a, dict):
-        assert a.keys() == b.keys()
-        for key in a:
-            assert_same(a[key], b[key])
-    elif isinstance(a, list):
-        assert len(a) == len(b)
-        for x, y in zip(a, b, strict=True):
-            assert_same(x, y)
-    elif isinstance(a, float):
-        assert a == pytest.approx(b, abs=1e-4)
-    else:
-        assert a == b
 
 
 @pytest.mark.parametrize("error", [torch.OutOfMemoryError, MemoryError])
@@ -86,7 +71,7 @@ def test_out_of_memory_in_a_batch_splits_it_and_fails_only_the_culprit(
                     failed_id = err["error_id"]
                 else:
                     assert r.status_code == 200, r.text
-                    assert_same(r.json()["results"], expected["results"])
+                    assert_same_answers(r.json()["results"], expected["results"])
             assert (await c.get("/readyz")).status_code == 200
             assert (await c.post("/analyze", json=bodies[0])).status_code == 200
             assert any(failed_id in rec.getMessage() for rec in caplog.records)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from app_harness import assert_same_answers
 from conftest import random_head
 
 from heads.registry import HeadSet
@@ -68,24 +69,14 @@ def test_entity_offsets_point_into_the_original_text(
 def test_long_texts_give_the_same_entities_whatever_the_batching(minilm: Backbone) -> None:
     a = _engine(minilm).analyze(TRICKY, ["ner", "sentiment"])
     b = _engine(minilm, max_batch_size=1).analyze(TRICKY, ["ner", "sentiment"])
-    assert _close(a.results, b.results)
-
-
-def _close(x: object, y: object) -> bool:
-    if isinstance(x, dict) and isinstance(y, dict):
-        return x.keys() == y.keys() and all(_close(x[k], y[k]) for k in x)
-    if isinstance(x, list) and isinstance(y, list):
-        return len(x) == len(y) and all(_close(a, b) for a, b in zip(x, y, strict=True))
-    if isinstance(x, float) and isinstance(y, float):
-        return abs(x - y) < 1e-4
-    return x == y
+    assert_same_answers(a.results, b.results)
 
 
 def test_short_text_answers_do_not_depend_on_the_rest_of_the_batch(minilm: Backbone) -> None:
     engine = _engine(minilm)
     together = engine.analyze(TRICKY[:5], ["sentiment", "ner"]).results
     alone = [engine.analyze([t], ["sentiment", "ner"]).results[0] for t in TRICKY[:5]]
-    assert _close(together, alone)
+    assert_same_answers(together, alone)
 
 
 def test_embedding_is_identical_with_and_without_heads(minilm: Backbone) -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from app_harness import assert_same_answers
 from conftest import random_head
 
 from models.backbone import Backbone
@@ -61,22 +62,6 @@ def _requests(n: int, seed: int = 0) -> list[dict[str, Any]]:
     return out
 
 
-def _same(a: Any, b: Any) -> None:
-    """Labels, spans and texts equal; floats equal up to padding noise."""
-    if isinstance(a, dict):
-        assert a.keys() == b.keys()
-        for k in a:
-            _same(a[k], b[k])
-    elif isinstance(a, list):
-        assert len(a) == len(b)
-        for x, y in zip(a, b, strict=True):
-            _same(x, y)
-    elif isinstance(a, float):
-        assert a == pytest.approx(b, abs=1e-4)
-    else:
-        assert a == b
-
-
 def _histogram_count(metrics: str, name: str, le: str) -> float:
     for line in metrics.splitlines():
         if line.startswith(f'{name}_bucket{{le="{le}"}}'):
@@ -97,7 +82,7 @@ def test_64_concurrent_clients_get_the_sequential_answers(make_app: Any, client_
             rs = await asyncio.gather(*(c.post("/analyze", json=b) for b in bodies))
             for r, expected in zip(rs, sequential, strict=True):
                 assert r.status_code == 200, r.text
-                _same(r.json()["results"], expected)
+                assert_same_answers(r.json()["results"], expected)
             metrics = (await c.get("/metrics")).text
             total = _histogram_count(metrics, "sidetask_batch_size", "+Inf")
             singles = _histogram_count(metrics, "sidetask_batch_size", "1.0")
@@ -123,7 +108,7 @@ def test_tiny_queue_under_burst_gives_429_and_answers_the_rest(
                     assert int(r.headers["retry-after"]) >= 1
                     assert r.json()["error"]["code"] == "overloaded"
                 else:
-                    _same(r.json()["results"], exp)
+                    assert_same_answers(r.json()["results"], exp)
             metrics = (await c.get("/metrics")).text
             assert 'sidetask_rejected_requests_total{reason="overloaded"}' in metrics
             assert (await c.post("/analyze", json=bodies[0])).status_code == 200
