@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from models.kernels.accumulate import Segment, accumulate_torch
+from models.kernels.accumulate import Segment, accumulate_torch, interpreting
 
 KERNEL_CHOICES = ("auto", "torch", "triton")
 
@@ -58,7 +58,7 @@ def resolve_kernel(kernel: str, device: torch.device) -> str:
 
             return "triton" if triton_available() else "torch"
         return "torch"
-    if choice == "triton" and device.type != "cuda" and os.environ.get("TRITON_INTERPRET") != "1":
+    if choice == "triton" and device.type != "cuda" and not interpreting():
         raise ValueError("the triton kernel runs on CPU only under TRITON_INTERPRET=1")
     return choice
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
@@ -202,7 +202,7 @@ class Engine:
                 self.config.window_overlap,
                 first_only=first_only,
             )
-            out.extend(_reindex(w, group[w.text_index]) for w in ws)
+            out.extend(replace(w, text_index=group[w.text_index]) for w in ws)
         return out
 
     def _run_micro_batch(
@@ -311,14 +311,3 @@ class Engine:
         if st.main:
             answer[self.main_task] = st.main_output
         return answer
-
-
-def _reindex(window: Window, text_index: int) -> Window:
-    return Window(
-        text_index,
-        window.start,
-        window.end,
-        window.own_start,
-        window.own_end,
-        window.input_ids,
-    )
