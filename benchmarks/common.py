@@ -176,6 +176,16 @@ def summary(values: Sequence[float]) -> dict[str, Any]:
     }
 
 
+def median_and_error(
+    stats: Sequence[Mapping[str, Any]],
+) -> tuple[list[float], list[list[float]]]:
+    """Medians and matplotlib's ``yerr`` ([below], [above]) from :func:`summary` dicts."""
+    med = [float(s["median"]) for s in stats]
+    below = [m - s["min"] for m, s in zip(med, stats, strict=True)]
+    above = [s["max"] - m for m, s in zip(med, stats, strict=True)]
+    return med, [below, above]
+
+
 def paired_ratio(times: Mapping[str, Sequence[float]], num: str, den: str) -> dict[str, Any]:
     """Per-round ratio num/den (same round, so drift cancels), summarised."""
     return summary([a / b for a, b in zip(times[num], times[den], strict=True)])

@@ -112,17 +112,9 @@ def plot(payload: dict[str, Any], ctx: common.BenchContext) -> None:
     fig, axes = common.new_figure(len(payload["rows"]))
     for ax, row in zip(axes, payload["rows"], strict=True):
         names = list(row["variants"])
-        med = [row["variants"][n]["time_vs_all_layers"]["median"] for n in names]
-        err = [
-            [
-                m - row["variants"][n]["time_vs_all_layers"]["min"]
-                for m, n in zip(med, names, strict=True)
-            ],
-            [
-                row["variants"][n]["time_vs_all_layers"]["max"] - m
-                for m, n in zip(med, names, strict=True)
-            ],
-        ]
+        med, err = common.median_and_error(
+            [row["variants"][n]["time_vs_all_layers"] for n in names]
+        )
         bars = ax.bar(range(len(names)), med, yerr=err, capsize=3, color="C0")
         for bar, n in zip(bars, names, strict=True):
             ax.annotate(

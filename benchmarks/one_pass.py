@@ -104,11 +104,7 @@ def plot(payload: dict[str, Any], ctx: common.BenchContext) -> None:
     ax_t.set_ylabel("sequences / s (median)")
     ax_t.set_xlabel("batch x length")
     ax_t.legend(fontsize=8)
-    med = [r["speedup"]["median"] for r in payload["rows"]]
-    err = [
-        [m - r["speedup"]["min"] for m, r in zip(med, payload["rows"], strict=True)],
-        [r["speedup"]["max"] - m for m, r in zip(med, payload["rows"], strict=True)],
-    ]
+    med, err = common.median_and_error([r["speedup"] for r in payload["rows"]])
     ax_s.bar(x, med, 0.5, yerr=err, capsize=4, color="C2")
     ax_s.axhline(3.0, linestyle="--", color="gray", label="ideal 3x")
     ax_s.set_xticks(x, labels)

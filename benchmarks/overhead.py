@@ -91,19 +91,11 @@ def plot(payload: dict[str, Any], ctx: common.BenchContext) -> None:
     fig, (ax,) = common.new_figure(1)
     for i, row in enumerate(payload["rows"]):
         counts = [int(n) for n in row["heads"]]
-        med = [row["heads"][str(n)]["overhead_pct"]["median"] for n in counts]
-        lo = [
-            m - row["heads"][str(n)]["overhead_pct"]["min"]
-            for m, n in zip(med, counts, strict=True)
-        ]
-        hi = [
-            row["heads"][str(n)]["overhead_pct"]["max"] - m
-            for m, n in zip(med, counts, strict=True)
-        ]
+        med, err = common.median_and_error([row["heads"][str(n)]["overhead_pct"] for n in counts])
         floor = [row["heads"][str(n)]["flop_floor_pct"] for n in counts]
         color = f"C{i}"
         label = f"{row['batch']}x{row['length']}"
-        ax.errorbar(counts, med, yerr=[lo, hi], marker="o", color=color, label=label, capsize=3)
+        ax.errorbar(counts, med, yerr=err, marker="o", color=color, label=label, capsize=3)
         ax.plot(counts, floor, linestyle="--", color=color, alpha=0.6)
     ax.set_xlabel("heads in the same pass (dashed: FLOP floor)")
     ax.set_ylabel("time overhead vs backbone alone (%)")

@@ -294,9 +294,7 @@ def plot(payload: dict[str, Any], ctx: common.BenchContext) -> None:
         n.replace("sidetask ", "sidetask\n").replace("infinity ", "infinity-emb\n") for n in names
     ]
     rates = [payload["targets"][n]["requests_per_s"] for n in names]
-    med = [r["median"] for r in rates]
-    err = [[m - r["min"] for m, r in zip(med, rates, strict=True)]]
-    err.append([r["max"] - m for m, r in zip(med, rates, strict=True)])
+    med, err = common.median_and_error(rates)
     ax_r.bar(range(len(names)), med, yerr=err, capsize=4, color=["C7", "C0", "C2"])
     ax_r.set_xticks(range(len(names)), short, fontsize=8)
     ax_r.set_ylabel("requests / s (1 text each)")

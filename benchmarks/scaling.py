@@ -102,11 +102,7 @@ def plot(payload: dict[str, Any], ctx: common.BenchContext) -> None:
     rows = payload["rows"]
     labels = [f"{r['backbone']}\n{r['batch']}x{r['length']}" for r in rows]
     x = list(range(len(rows)))
-    med = [r["overhead_pct"]["median"] for r in rows]
-    err = [
-        [m - r["overhead_pct"]["min"] for m, r in zip(med, rows, strict=True)],
-        [r["overhead_pct"]["max"] - m for m, r in zip(med, rows, strict=True)],
-    ]
+    med, err = common.median_and_error([r["overhead_pct"] for r in rows])
     acc = [r["accumulate_only_overhead_pct"]["median"] for r in rows]
     ax.bar([i - 0.27 for i in x], med, 0.27, yerr=err, capsize=3, label="3 heads, measured")
     ax.bar(x, acc, 0.27, label="accumulator only, measured")
