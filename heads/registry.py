@@ -70,8 +70,13 @@ def load_head_set(
     dtype: torch.dtype = torch.float32,
     skip_failures: bool = False,
     reserved: Iterable[str] = (),
+    module_dtype: torch.dtype | None = None,
 ) -> HeadSet:
-    """Load every head under ``roots``; a bad head raises unless ``skip_failures``."""
+    """Load every head under ``roots``; a bad head raises unless ``skip_failures``.
+
+    ``dtype`` is the accumulator weights' dtype; ``module_dtype`` (default: keep float32)
+    the one the heads' own layers compute in.
+    """
     heads: dict[str, TaskHead] = {}
     failures: list[LoadFailure] = []
     taken = set(reserved)
@@ -86,5 +91,7 @@ def load_head_set(
             log.error("skipping head: %s", exc)
             failures.append(LoadFailure(str(folder), str(exc)))
             continue
+        if module_dtype is not None:
+            head.head.to(module_dtype)  # the mixer stays float32: its softmax weights need it
         heads[head.name] = head
     return HeadSet(heads=heads, failures=failures, device=torch.device(device), dtype=dtype)

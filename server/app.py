@@ -131,7 +131,15 @@ def create_app(
                 state.batcher.stop()
             loader.cancel()
 
-    app = FastAPI(title="sidetask", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
+    app = FastAPI(
+        title="sidetask",
+        version="0.1.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        docs_url="/docs" if settings.docs else None,
+        redoc_url="/redoc" if settings.docs else None,
+        openapi_url="/openapi.json" if settings.docs else None,
+    )
     app.state.sidetask = state
     install_error_handlers(app)
     from server.routes import analyze, info

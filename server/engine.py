@@ -171,7 +171,11 @@ class Engine:
                 layers_by_request[r] = max(layers_by_request[r], layers)
 
         t0 = time.perf_counter()
-        answers = [self._answer(text, st, heads) for text, st in zip(texts, states, strict=True)]
+        classified = self._classify(states, heads)
+        answers = [
+            self._answer(text, st, heads, classified[i])
+            for i, (text, st) in enumerate(zip(texts, states, strict=True))
+        ]
         self._observe("postprocess", t0)
 
         tokens_by_request = [0] * len(requests)
@@ -235,8 +239,9 @@ class Engine:
                 features = accumulator.features()
                 for name in wanted:
                     rows = [i for i, w in enumerate(windows) if name in states[w.text_index].tasks]
+                    head = heads.heads[name]
                     self._collect_head(
-                        heads.heads[name], features[name], mask, windows, rows, states
+                        head, features[name].to(head_dtype(head)), mask, windows, rows, states
                     )
         self._observe("heads", t0)
         return out.layers_run
@@ -272,7 +277,7 @@ class Engine:
             for j, row in enumerate(rows):
                 st = states[windows[row].text_index]
                 prev = st.pooled.get(head.name)
-                s, c = sums[j].cpu(), counts[j].cpu()
+                s, c = sums[j].float().cpu(), counts[j].float().cpu()
                 st.pooled[head.name] = (s, c) if prev is None else (prev[0] + s, prev[1] + c)
             return
         probs = torch.softmax(head.head(f, m).float(), dim=-1).cpu()
@@ -289,25 +294,48 @@ class Engine:
                 first = 1 + (lo - w.start)  # +1 skips the leading special token
                 table[lo:hi] = probs[j, first : first + (hi - lo)]
 
-    def _answer(self, text: str, st: _TextState, heads: HeadSet) -> dict[str, Any]:
+    def _classify(
+        self, states: Sequence[_TextState], heads: HeadSet
+    ) -> list[dict[str, dict[str, Any]]]:
+        """Every sequence head's answer for every text that asked for it, one classifier call
+        per head (the windows' pooled sums are complete once all micro-batches ran)."""
+        out: list[dict[str, dict[str, Any]]] = [{} for _ in states]
+        for name, head in heads.heads.items():
+            if not isinstance(head.head, SequenceClassificationHead):
+                continue
+            asked = [i for i, st in enumerate(states) if name in st.tasks]
+            if not asked:
+                continue
+            sums = torch.stack([states[i].pooled[name][0] for i in asked])
+            counts = torch.stack([states[i].pooled[name][1] for i in asked])
+            dtype = head_dtype(head)
+            with torch.inference_mode():
+                logits = head.head.classify(sums.to(dtype), counts.to(dtype))
+            probs = torch.softmax(logits.float(), dim=-1)
+            for j, i in enumerate(asked):
+                out[i][name] = classification_answer(probs[j], head.labels)
+        return out
+
+    def _answer(
+        self, text: str, st: _TextState, heads: HeadSet, classified: dict[str, dict[str, Any]]
+    ) -> dict[str, Any]:
         answer: dict[str, Any] = {}
         for name in sorted(st.tasks):
+            if name in classified:
+                answer[name] = classified[name]
+                continue
             head = heads.heads[name]
-            if isinstance(head.head, SequenceClassificationHead):
-                sums, counts = st.pooled[name]
-                with torch.inference_mode():
-                    logits = head.head.classify(sums[None], counts[None])
-                probs = torch.softmax(logits.float(), dim=-1)[0]
-                answer[name] = classification_answer(probs, head.labels)
-            else:
-                table = st.token_probs.get(name, torch.zeros(0, len(head.labels)))
-                best = table.argmax(dim=-1).tolist() if len(table) else []
-                scores = table.max(dim=-1).values.tolist() if len(table) else []
-                tags = [head.labels[i] for i in best]
-                words = words_from_tokens(
-                    text, st.encoding.offsets, st.encoding.word_ids, tags, scores
-                )
-                answer[name] = decode_entities(text, words)
+            table = st.token_probs.get(name, torch.zeros(0, len(head.labels)))
+            best = table.argmax(dim=-1).tolist() if len(table) else []
+            scores = table.max(dim=-1).values.tolist() if len(table) else []
+            tags = [head.labels[i] for i in best]
+            words = words_from_tokens(text, st.encoding.offsets, st.encoding.word_ids, tags, scores)
+            answer[name] = decode_entities(text, words)
         if st.main:
             answer[self.main_task] = st.main_output
         return answer
+
+
+def head_dtype(head: TaskHead) -> torch.dtype:
+    """The dtype a head's modules compute in (the server's head_dtype setting)."""
+    return next(head.head.parameters()).dtype

@@ -40,11 +40,13 @@ def load_backbone(settings: Settings) -> Backbone:
 def load_heads(settings: Settings, backbone: Backbone) -> HeadSet:
     """Every head under the configured folders (the shipped ones by default)."""
     roots = settings.heads_dir if settings.heads_dir is not None else [PRETRAINED_HEADS]
+    head_dtype = None if settings.head_dtype == "auto" else _DTYPES[settings.head_dtype]
     heads = load_head_set(
         roots,
         backbone.info,
         device=backbone.device,
-        dtype=backbone.dtype,
+        dtype=head_dtype or backbone.dtype,
+        module_dtype=head_dtype,
         skip_failures=settings.skip_bad_heads,
         reserved=[backbone.info.main_task],
     )

@@ -35,6 +35,14 @@ class Settings(BaseSettings):
     dtype: Literal["float32", "float16", "bfloat16"] = Field(
         "float32", description="Backbone weights dtype (float16/bfloat16 on CUDA)."
     )
+    head_dtype: Literal["auto", "float32", "float16", "bfloat16"] = Field(
+        "auto",
+        description=(
+            "Heads' compute dtype (accumulator weights and head layers; sums stay float32): "
+            "auto = float32 layers, accumulator in the backbone dtype. bfloat16 is several "
+            "times faster on CPUs with AMX."
+        ),
+    )
     kernel: Literal["auto", "torch", "triton"] = Field(
         "auto", description="Accumulator path: auto = Triton on CUDA, torch on CPU."
     )
@@ -77,6 +85,11 @@ class Settings(BaseSettings):
     )
     cors_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="Allowed CORS origins; empty = CORS off."
+    )
+    docs: bool = Field(
+        True,
+        description="Serve /docs, /redoc and /openapi.json (always without a key); "
+        "--no-docs hides the API description on locked-down deployments.",
     )
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         "info", description="Log level."

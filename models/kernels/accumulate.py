@@ -43,7 +43,7 @@ def accumulate_torch(
     eps: float = 1e-5,
 ) -> None:
     """The eager reference: exact (erf) GELU, one matmul for every task, LayerNorm per slice."""
-    projected = F.gelu(z.to(weight.dtype)) @ weight.t()
+    projected = F.gelu(z).to(weight.dtype) @ weight.t()
     for seg in segments:
         part = projected[:, seg.weight_offset : seg.weight_offset + seg.size].float()
         normed = F.layer_norm(part, (seg.size,), eps=eps)

@@ -147,6 +147,16 @@ def test_tasks_describes_heads_main_task_and_kernel(make_app: Any, client_for: A
     _run(go())
 
 
+def test_no_docs_hides_the_api_description(make_app: Any, client_for: Any) -> None:
+    async def go() -> None:
+        async with client_for(make_app(docs=False)) as c:
+            for path in ("/docs", "/redoc", "/openapi.json"):
+                assert (await c.get(path)).status_code == 404, path
+            assert (await c.get("/healthz")).status_code == 200
+
+    _run(go())
+
+
 def test_health_ready_docs_and_request_id(make_app: Any, client_for: Any) -> None:
     async def go() -> None:
         async with client_for(make_app()) as c:

@@ -1,0 +1,45 @@
+"""head_dtype=bfloat16: the heads compute in bf16 (fast on AMX CPUs) and answer like float32."""
+
+from __future__ import annotations
+
+import torch
+
+from models.backbone import Backbone
+from server.engine import Engine, EngineConfig
+from server.loading import load_heads
+from server.settings import Settings
+
+TEXTS = [
+    "Maria Schmidt flew from Berlin to Paris on Monday to meet the board of Acme Corp.",
+    "The film was slow at first, but the last hour was moving and beautifully shot.",
+    "I would not recommend this hotel: the room was dirty and the staff were rude.",
+    "Him was went to the store yesterday quickly the.",
+    "Shares of Northwind fell sharply after the company cut its forecast for the year.",
+]
+
+
+def _answers(minilm: Backbone, head_dtype: str) -> list[dict[str, object]]:
+    heads = load_heads(Settings(head_dtype=head_dtype), minilm)  # type: ignore[arg-type]
+    engine = Engine(minilm, heads, EngineConfig(kernel="torch"))
+    return engine.analyze(TEXTS).results
+
+
+def test_bf16_heads_keep_layers_in_bf16_and_layer_weights_in_float32(minilm: Backbone) -> None:
+    heads = load_heads(Settings(head_dtype="bfloat16"), minilm)
+    assert heads.heads, "the shipped heads should load"
+    for head in heads.heads.values():
+        assert {p.dtype for p in head.head.parameters()} == {torch.bfloat16}
+        assert head.mixer.layer_logits.dtype == torch.float32
+    plan = heads.plan_for(heads.names)
+    assert {layer.weight.dtype for layer in plan.layers.values()} == {torch.bfloat16}
+
+
+def test_bf16_heads_give_the_float32_answers(minilm: Backbone) -> None:
+    exact, fast = _answers(minilm, "auto"), _answers(minilm, "bfloat16")
+    for a, b in zip(exact, fast, strict=True):
+        assert a.keys() == b.keys()
+        for task in ("sentiment", "cola"):
+            assert a[task]["label"] == b[task]["label"]  # type: ignore[index]
+            assert abs(a[task]["score"] - b[task]["score"]) < 0.03  # type: ignore[index]
+        spans = [[(e["label"], e["start"], e["end"]) for e in x["ner"]] for x in (a, b)]  # type: ignore[attr-defined]
+        assert spans[0] == spans[1]
