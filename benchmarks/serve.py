@@ -67,6 +67,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--seconds", type=float, default=4.0, help="Seconds per load point.")
     p.add_argument("--heads-dir", type=Path, default=None, help="Default: shipped or random.")
     p.add_argument(
+        "--head-dtype",
+        choices=["auto", "float32", "float16", "bfloat16"],
+        default="auto",
+        help="Heads' compute dtype (the server's --head-dtype); results go to serve-<dtype>.",
+    )
+    p.add_argument(
         "--client",
         choices=["hey", "httpx"],
         default="hey" if shutil.which("hey") else "httpx",
@@ -252,6 +258,10 @@ def compare(off: dict[str, Any], srv: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
+def result_name(head_dtype: str) -> str:
+    return "serve" if head_dtype == "auto" else f"serve-{head_dtype}"
+
+
 def plot(payload: dict[str, Any], ctx: common.BenchContext) -> Path:
     fig, (ax,) = common.new_figure(1)
     for i, name in enumerate(TASK_SETS):
@@ -275,7 +285,7 @@ def plot(payload: dict[str, Any], ctx: common.BenchContext) -> Path:
     ax.set_xlabel("concurrent clients")
     ax.set_ylabel("texts / s")
     ax.legend(fontsize=7)
-    path = common.plot_path("serve", ctx)
+    path = common.plot_path(result_name(payload["head_dtype"]), ctx)
     common.save_figure(fig, path, "sidetask serve vs offline engine (median of repeats)")
     return path
 
@@ -295,6 +305,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             device=str(ctx.device),
             threads=ctx.threads,
             kernel=args.kernel,
+            head_dtype=args.head_dtype,
         )
         del backbone
         engine = build_engine(settings)
@@ -304,6 +315,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "max_batch_size": 64,
             "device": str(ctx.device),
             "kernel": args.kernel,
+            "head_dtype": args.head_dtype,
             "log_level": "warning",
         }
         env = server_env(args.backbone, heads, ctx.threads, extra)
@@ -319,6 +331,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "backbone": args.backbone or "sentence-transformers/all-MiniLM-L6-v2",
         "texts": "1 text per request, 2 sentences (~30-40 words)",
         "client": args.client,
+        "head_dtype": args.head_dtype,
         "seconds_per_point": args.seconds,
         "server_ready_s": ready_s,
         "server_exit_code": exit_code,
@@ -326,7 +339,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "server": srv_points,
         "comparison": compare(off, srv_points),
     }
-    path = common.write_result("serve", ctx, payload)
+    path = common.write_result(result_name(args.head_dtype), ctx, payload)
     payload["plot"] = str(plot(payload, ctx))
     comp = payload["comparison"]
     for name, v in comp["per_task_set"].items():
