@@ -16,6 +16,8 @@ from prometheus_client import (
     generate_latest,
 )
 
+from server.gpu_metrics import GpuMemoryCollector
+
 # *_created series add nothing for us and double the counter lines.
 disable_created_metrics()
 
@@ -34,6 +36,7 @@ class Metrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         r = self.registry = registry or CollectorRegistry(auto_describe=True)
         ProcessCollector(registry=r)
+        r.register(GpuMemoryCollector())
         self.requests = Counter(
             "sidetask_requests_total",
             "HTTP requests by route and status.",
