@@ -123,6 +123,7 @@ class Backbone:
         name: str,
         max_length: int | None = None,
         source_dir: Path | None = None,
+        fingerprint: str | None = None,
     ) -> None:
         self.model: Any = model.eval()
         for p in self.model.parameters():
@@ -141,7 +142,7 @@ class Backbone:
             num_layers=len(self.layers),
             max_length=int(window),
             is_encoder_decoder=self.is_encoder_decoder,
-            fingerprint=embedding_fingerprint(model),
+            fingerprint=fingerprint or embedding_fingerprint(model),
         )
 
     @property
@@ -177,19 +178,23 @@ class Backbone:
                 from transformers import AutoModelForSeq2SeqLM
 
                 model_cls = AutoModelForSeq2SeqLM
-            # safetensors only: a pickled checkpoint (pytorch_model.bin) can run code on load
-            model = model_cls.from_pretrained(source, dtype=dtype, use_safetensors=True)
+            # safetensors only: a pickled checkpoint (pytorch_model.bin) can run code on load.
+            # Loaded as float32 first: the fingerprint heads are matched against must not
+            # depend on the dtype the backbone serves in.
+            model = model_cls.from_pretrained(source, dtype=torch.float32, use_safetensors=True)
         except (OSError, ValueError) as exc:
             raise BackboneError(f"cannot load backbone from {name_or_path!r}: {exc}") from exc
         if not getattr(tokenizer, "is_fast", False):
             raise BackboneError(f"{name_or_path!r} has no fast tokenizer; offsets need one")
-        model.to(device)
+        fingerprint = embedding_fingerprint(model)
+        model.to(device=device, dtype=dtype)
         return cls(
             model,
             tokenizer,
             name=name or (path.name if path.exists() else str(name_or_path)),
             max_length=max_length,
             source_dir=path if path.exists() else None,
+            fingerprint=fingerprint,
         )
 
     @contextmanager

@@ -26,8 +26,10 @@ def resolve_device(name: str) -> torch.device:
 def load_backbone(settings: Settings) -> Backbone:
     device = resolve_device(settings.device)
     dtype = _DTYPES[settings.dtype]
-    if device.type == "cpu" and dtype != torch.float32:
-        raise ValueError(f"dtype {settings.dtype} needs a CUDA device; use float32 on CPU")
+    if device.type == "cpu" and dtype == torch.float16:
+        raise ValueError(
+            "dtype float16 needs a CUDA device; on CPU use float32 or bfloat16 (fast with AMX)"
+        )
     if settings.backbone:
         source, name = settings.backbone, None
     else:

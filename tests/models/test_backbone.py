@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -102,3 +104,11 @@ def test_loading_a_missing_folder_says_so(tmp_path: object) -> None:
 def test_parameters_are_frozen(tiny_roberta: Backbone) -> None:
     assert not any(p.requires_grad for p in tiny_roberta.model.parameters())
     assert not tiny_roberta.model.training
+
+
+def test_the_fingerprint_does_not_depend_on_the_serving_dtype(tiny_roberta_dir: Path) -> None:
+    """Heads trained on the float32 backbone load onto the same checkpoint served in bf16."""
+    exact = Backbone.load(tiny_roberta_dir)
+    fast = Backbone.load(tiny_roberta_dir, dtype=torch.bfloat16)
+    assert fast.dtype == torch.bfloat16
+    assert fast.info.fingerprint == exact.info.fingerprint

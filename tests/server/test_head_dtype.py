@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from models.backbone import Backbone
 from server.engine import Engine, EngineConfig
-from server.loading import load_heads
+from server.loading import load_backbone, load_heads
 from server.settings import Settings
 
 TEXTS = [
@@ -43,3 +44,18 @@ def test_bf16_heads_give_the_float32_answers(minilm: Backbone) -> None:
             assert abs(a[task]["score"] - b[task]["score"]) < 0.03  # type: ignore[index]
         spans = [[(e["label"], e["start"], e["end"]) for e in x["ner"]] for x in (a, b)]  # type: ignore[attr-defined]
         assert spans[0] == spans[1]
+
+
+def test_float16_on_cpu_is_refused_with_the_alternatives() -> None:
+    with pytest.raises(ValueError, match="bfloat16"):
+        load_backbone(Settings(device="cpu", dtype="float16"))
+
+
+def test_a_bf16_backbone_on_cpu_serves_the_shipped_heads() -> None:
+    backbone = load_backbone(Settings(device="cpu", dtype="bfloat16"))
+    heads = load_heads(Settings(head_dtype="bfloat16"), backbone)
+    engine = Engine(backbone, heads, EngineConfig(kernel="torch"))
+    answer = engine.analyze(TEXTS[:2], ["sentiment", "ner", "embedding"]).results
+    assert answer[1]["sentiment"]["label"] == "positive"  # type: ignore[index]
+    assert {e["text"] for e in answer[0]["ner"]} >= {"Berlin", "Paris"}  # type: ignore[attr-defined]
+    assert len(answer[0]["embedding"]) == 384  # type: ignore[arg-type]
