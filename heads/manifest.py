@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 HEAD_NAME_PATTERN = r"^[a-z][a-z0-9_\-]{0,63}$"
 MANIFEST_FILE = "manifest.json"
@@ -43,7 +43,15 @@ class HeadManifest(BaseModel):
     num_attention_heads: int = Field(default=4, gt=0)
     ff_dim: int = Field(default=2048, gt=0)
     dropout: float = Field(default=0.1, ge=0, lt=1)
+    # Token heads only: add a learned embedding of each token's casing class (heads/casing.py).
+    case_features: bool = False
     backbone: BackboneFingerprint
     training: dict[str, Any] = Field(default_factory=dict)
     metrics: dict[str, float] = Field(default_factory=dict)
     description: str = ""
+
+    @model_validator(mode="after")
+    def _case_features_need_tokens(self) -> HeadManifest:
+        if self.case_features and self.kind != "token":
+            raise ValueError("case_features is for token heads only")
+        return self

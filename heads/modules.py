@@ -6,6 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from heads.casing import NUM_CASE_CLASSES
+
 
 class SequenceClassificationHead(nn.Module):
     """One self-attention layer over F_t (padding masked), masked mean pool, linear."""
@@ -61,10 +63,21 @@ class SequenceClassificationHead(nn.Module):
 
 
 class TokenClassificationHead(nn.Module):
-    """One pre-norm TransformerEncoder layer (feed-forward ``ff_dim``), then linear."""
+    """One pre-norm TransformerEncoder layer (feed-forward ``ff_dim``), then linear.
+
+    With ``case_features`` a learned embedding of each token's casing class
+    (``heads/casing.py``) is added to F_t before the encoder layer: the uncased backbone's
+    states cannot see capitalisation. It starts at zero, so training starts from the plain head.
+    """
 
     def __init__(
-        self, k: int, num_labels: int, num_heads: int = 4, ff_dim: int = 2048, dropout: float = 0.1
+        self,
+        k: int,
+        num_labels: int,
+        num_heads: int = 4,
+        ff_dim: int = 2048,
+        dropout: float = 0.1,
+        case_features: bool = False,
     ) -> None:
         super().__init__()
         self.encoder = nn.TransformerEncoderLayer(
@@ -77,7 +90,20 @@ class TokenClassificationHead(nn.Module):
             norm_first=True,
         )
         self.classifier = nn.Linear(k, num_labels)
+        self.case_embedding: nn.Embedding | None = None
+        if case_features:
+            self.case_embedding = nn.Embedding(NUM_CASE_CLASSES, k)
+            nn.init.zeros_(self.case_embedding.weight)
 
-    def forward(self, features: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, features: torch.Tensor, mask: torch.Tensor, case_ids: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Logits (B, T, labels); ``case_ids`` (B, T) is required iff the head has case features."""
+        if self.case_embedding is not None:
+            if case_ids is None:
+                raise ValueError("this head has case features: pass case_ids")
+            features = features + self.case_embedding(case_ids).to(features.dtype)
+        elif case_ids is not None:
+            raise ValueError("this head has no case features: case_ids given")
         encoded = self.encoder(features, src_key_padding_mask=mask == 0)
         return self.classifier(encoded)

@@ -53,6 +53,7 @@ class TaskHead(nn.Module):
                 manifest.num_attention_heads,
                 manifest.ff_dim,
                 manifest.dropout,
+                manifest.case_features,
             )
 
     @property
@@ -62,6 +63,11 @@ class TaskHead(nn.Module):
     @property
     def kind(self) -> str:
         return self.manifest.kind
+
+    @property
+    def case_features(self) -> bool:
+        """Whether the head's forward needs case ids (``heads/casing.py``) with the features."""
+        return self.manifest.case_features
 
     @property
     def labels(self) -> list[str]:

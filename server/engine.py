@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 
+from heads.casing import token_case_ids, window_case_ids
 from heads.modules import SequenceClassificationHead
 from heads.postprocess import classification_answer, decode_entities, words_from_tokens
 from heads.registry import HeadSet
@@ -71,6 +72,7 @@ class _TextState:
     pooled: dict[str, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict)
     token_probs: dict[str, torch.Tensor] = field(default_factory=dict)
     main_output: Any = None
+    text: str = ""  # the original text: token heads with case features read its casing
 
 
 class Engine:
@@ -156,7 +158,7 @@ class Engine:
             main = self.main_task in tasks
             head_tasks = frozenset(t for t in tasks if t != self.main_task)
             for text, enc in zip(req.texts, encodings, strict=True):
-                states.append(_TextState(ri, head_tasks, main, enc))
+                states.append(_TextState(ri, head_tasks, main, enc, text=text))
                 texts.append(text)
         windows = self._windows(states)
         t0 = self._observe("tokenize", t0)
@@ -280,7 +282,12 @@ class Engine:
                 s, c = sums[j].float().cpu(), counts[j].float().cpu()
                 st.pooled[head.name] = (s, c) if prev is None else (prev[0] + s, prev[1] + c)
             return
-        probs = torch.softmax(head.head(f, m).float(), dim=-1).cpu()
+        if head.case_features:
+            case = window_case_tensor(windows, rows, states, m.shape[1], f.device)
+            logits = head.head(f, m, case)
+        else:
+            logits = head.head(f, m)
+        probs = torch.softmax(logits.float(), dim=-1).cpu()
         for j, row in enumerate(rows):
             w = windows[row]
             st = states[w.text_index]
@@ -339,3 +346,21 @@ class Engine:
 def head_dtype(head: TaskHead) -> torch.dtype:
     """The dtype a head's modules compute in (the server's head_dtype setting)."""
     return next(head.head.parameters()).dtype
+
+
+def window_case_tensor(
+    windows: Sequence[Window],
+    rows: list[int],
+    states: Sequence[_TextState],
+    width: int,
+    device: torch.device,
+) -> torch.Tensor:
+    """(rows, width) casing classes of the windows' positions, read from each original text
+    at its tokens' offsets; special tokens and padding get the special class."""
+    out = []
+    for row in rows:
+        w = windows[row]
+        st = states[w.text_index]
+        ids = token_case_ids(st.text, st.encoding.offsets[w.start : w.end])
+        out.append(window_case_ids(ids, 0, len(ids), width))
+    return torch.tensor(out, dtype=torch.long, device=device)

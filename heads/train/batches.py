@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from heads.casing import SPECIAL
 from heads.train.features import IGNORE, CachedSplit
 
 
@@ -24,6 +25,7 @@ class Batch:
     group: torch.Tensor  # (W,) index of the window's text within the batch
     text_ids: torch.Tensor  # (N,) the texts of the batch, in group order
     labels: torch.Tensor  # (N,) sequence labels, or (W, T) token labels (IGNORE elsewhere)
+    case_ids: torch.Tensor | None = None  # (W, T) casing classes, when the split has them
 
     @property
     def num_texts(self) -> int:
@@ -36,6 +38,7 @@ class Batch:
             self.group.to(device),
             self.text_ids.to(device),
             self.labels.to(device),
+            None if self.case_ids is None else self.case_ids.to(device),
         )
 
 
@@ -97,12 +100,16 @@ def load_batch(
     buf = np.zeros((len(wins), longest, s, h), dtype=np.float16)
     mask = np.zeros((len(wins), longest), dtype=np.int64)
     tok = np.full((len(wins), longest), IGNORE, dtype=np.int64)
+    case = None if split.case_ids is None else np.full((len(wins), longest), SPECIAL, np.int64)
     for row, w in enumerate(wins):
         n = int(split.win_length[w])
         buf[row, :n] = split.window_states(w)
         mask[row, :n] = 1
         if kind == "token":
             tok[row, :n] = split.window_labels(w)
+        if case is not None and split.case_ids is not None:
+            a = int(split.win_offset[w])
+            case[row, :n] = split.case_ids[a : a + n]
     activated = torch.from_numpy(buf).permute(0, 2, 1, 3)
     labels = (
         torch.from_numpy(split.labels[units].astype(np.int64))
@@ -115,4 +122,5 @@ def load_batch(
         torch.tensor(group, dtype=torch.long),
         torch.tensor(units, dtype=torch.long),
         labels,
+        None if case is None else torch.from_numpy(case),
     )

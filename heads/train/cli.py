@@ -30,6 +30,12 @@ def add_train_parser(sub: Any) -> None:
     p.add_argument("--mixing", default="adaptive", choices=["adaptive", "last", "uniform"])
     p.add_argument("--ff-dim", type=int, default=2048, help="token head feed-forward size")
     p.add_argument("--dropout", type=float, default=0.1)
+    p.add_argument(
+        "--case-features",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="token heads: add a learned embedding of each token's casing class (original text)",
+    )
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--weight-decay", type=float, default=0.01)
     p.add_argument("--batch-tokens", type=int, default=4096, help="padded tokens per batch")

@@ -25,6 +25,7 @@ class TrainConfig:
     num_attention_heads: int = 4
     ff_dim: int = 2048
     dropout: float = 0.1
+    case_features: bool = False  # token heads: learned embedding of each token's casing class
     lr: float = 1e-3
     weight_decay: float = 0.01
     batch_tokens: int = 4096

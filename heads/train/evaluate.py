@@ -20,7 +20,7 @@ from heads.postprocess import decode_entities, words_from_tokens
 from heads.task_head import TaskHead
 from heads.train.batches import Batch, load_batch, plan, windows_by_text
 from heads.train.data import Example, TextExample, TokenExample, label_index
-from heads.train.features import CachedSplit
+from heads.train.features import CachedSplit, with_case_ids
 from heads.train.metrics import classification_metrics, entities_to_tags, ner_metrics
 from models.windows import encode_texts, make_windows
 
@@ -34,6 +34,10 @@ def head_logits(head: TaskHead, batch: Batch) -> torch.Tensor:
         total = sums.new_zeros(n, sums.shape[1]).index_add_(0, batch.group, sums)
         count = counts.new_zeros(n, 1).index_add_(0, batch.group, counts)
         return head.head.classify(total, count)  # type: ignore[union-attr,operator]
+    if head.case_features:
+        if batch.case_ids is None:
+            raise ValueError("head has case features but the batch has no case ids")
+        return head.head(features, batch.mask, batch.case_ids)
     return head.head(features, batch.mask)
 
 
@@ -64,6 +68,8 @@ def predict_cached(
 ) -> list[Any]:
     """Engine-equivalent predictions from cached states (label index or entity list per text)."""
     head.eval()
+    if head.case_features:
+        split = with_case_ids(split, examples, tokenizer, max_length, overlap)
     groups = windows_by_text(split) if head.kind == "sequence" else None
     batches = plan(split, head.kind, max_tokens, shuffle=False)
     if head.kind == "sequence":

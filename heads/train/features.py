@@ -12,14 +12,16 @@ import hashlib
 import json
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from heads.casing import SPECIAL, token_case_ids, window_case_ids
 from heads.train.data import Example, TokenExample, label_index
 from models.backbone import Backbone
 from models.reference import all_hidden_states
@@ -48,6 +50,9 @@ class CachedSplit:
     num_examples: int
     seconds: float
     examples_per_second: float
+    # Per cached token, its casing class (heads/casing.py); computed at load time for heads
+    # with case features (not stored: the cache and its key do not change).
+    case_ids: np.ndarray | None = None
 
     @property
     def num_windows(self) -> int:
@@ -190,6 +195,35 @@ def build_cache(
     }
     (folder / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
     return load_cache(folder)
+
+
+def with_case_ids(
+    split: CachedSplit,
+    examples: Sequence[Example],
+    tokenizer: Any,
+    max_length: int,
+    overlap: int,
+) -> CachedSplit:
+    """``split`` with ``case_ids`` aligned to its cached tokens (a no-op if already there).
+
+    The texts are re-encoded and re-windowed exactly as :func:`build_cache` did (cheap next
+    to the backbone pass), so old caches serve heads with case features unchanged."""
+    if split.case_ids is not None:
+        return split
+    encodings = encode_texts(tokenizer, [e.text for e in examples])
+    windows = make_windows(encodings, tokenizer, max_length, overlap)
+    if len(windows) != split.num_windows:
+        raise ValueError("cached windows do not match these examples")
+    per_text = [
+        token_case_ids(e.text, enc.offsets) for e, enc in zip(examples, encodings, strict=True)
+    ]
+    out = np.full(len(split.token_labels), SPECIAL, dtype=np.int8)
+    for wi, w in enumerate(windows):
+        n, a = int(split.win_length[wi]), int(split.win_offset[wi])
+        if n != w.length:
+            raise ValueError("cached windows do not match these examples")
+        out[a : a + n] = window_case_ids(per_text[w.text_index], w.start, w.end, n)
+    return replace(split, case_ids=out)
 
 
 def load_cache(folder: str | Path) -> CachedSplit:

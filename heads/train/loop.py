@@ -25,7 +25,7 @@ from heads.train.checkpoint import load_checkpoint, save_checkpoint
 from heads.train.config import TrainConfig
 from heads.train.data import Example, example_kind, read_examples, token_labels
 from heads.train.evaluate import head_logits, predict_cached, score
-from heads.train.features import IGNORE, CachedSplit, build_cache
+from heads.train.features import IGNORE, CachedSplit, build_cache, with_case_ids
 from heads.train.plots import plot_curves, plot_layer_weights
 from models.backbone import Backbone
 
@@ -86,6 +86,7 @@ def new_head(cfg: TrainConfig, backbone: Backbone, labels: list[str]) -> TaskHea
         num_attention_heads=cfg.num_attention_heads,
         ff_dim=cfg.ff_dim,
         dropout=cfg.dropout,
+        case_features=cfg.case_features,
         backbone=fingerprint_of(info),
         description=cfg.description,
     )
@@ -157,6 +158,8 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     ]
     if any(example_kind(ex) != cfg.kind for ex in train_sets):
         raise SystemExit(f"--kind {cfg.kind} does not match the training data")
+    if cfg.case_features and cfg.kind != "token":
+        raise SystemExit("--case-features is for token heads (--kind token) only")
     labels = resolve_labels(cfg, [e for ex in train_sets for e in ex])
     started = time.perf_counter()
     splits = [
@@ -182,6 +185,14 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
                 ),
             )
         )
+    if cfg.case_features:
+        tok, length = backbone.tokenizer, backbone.info.max_length
+        splits = [
+            with_case_ids(s, ex, tok, length, cfg.overlap)
+            for s, ex in zip(splits, train_sets, strict=True)
+        ]
+        for dev in devs:
+            dev.split = with_case_ids(dev.split, dev.examples, tok, length, cfg.overlap)
     cache_seconds = time.perf_counter() - started
 
     head = new_head(cfg, backbone, labels).to(device)

@@ -9,11 +9,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from heads.io import load_head
+from heads.io import load_head, save_head
 from heads.train.config import TrainConfig
 from heads.train.data import TokenExample, read_examples
-from heads.train.engine_eval import evaluate_head, record_slice_metrics
-from heads.train.features import subtoken_labels
+from heads.train.engine_eval import evaluate_head, make_engine, record_slice_metrics
+from heads.train.evaluate import predict_cached, predict_engine
+from heads.train.features import build_cache, subtoken_labels, with_case_ids
 from heads.train.loop import LOG_FILE, dataset_name, train
 from models.backbone import Backbone
 
@@ -140,3 +141,81 @@ def test_subtoken_labels_continue_a_split_word(tiny_roberta: Backbone) -> None:
         or words.count(0) == 1
     )
     assert got[first_of_word[2]] == labels.index("B-LOC")
+
+
+def cased_ner_file(path: Path) -> Path:
+    """Entities that differ from plain words only by case, and one text longer than a
+    window of the tiny model (64 tokens), so several windows share its case ids."""
+    rows = [
+        {"tokens": ["Apple", "sells", "apple", "pie"], "tags": ["B-ORG", "O", "O", "O"]},
+        {"tokens": ["the", "Rose", "saw", "a", "rose"], "tags": ["O", "B-PER", "O", "O", "O"]},
+        {
+            "tokens": ["NATO", "and", "Bob", "Smith", "met"],
+            "tags": ["B-ORG", "O", "B-PER", "I-PER", "O"],
+        },
+        {
+            "tokens": ["Anna", "met", "BOB", "in", "paris", "1996", ","] * 12,
+            "tags": ["B-PER", "O", "B-PER", "O", "O", "O", "O"] * 12,
+        },
+    ]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows * 3))
+    return path
+
+
+def entity_spans(predictions: list[list[dict[str, object]]]) -> list[list[tuple[object, ...]]]:
+    return [[(e["start"], e["end"], e["label"]) for e in ents] for ents in predictions]
+
+
+def test_token_head_with_case_features_trains_reloads_and_matches_the_engine(
+    tmp_path: Path, tiny_roberta_dir: Path, tiny_roberta: Backbone
+) -> None:
+    data = cased_ner_file(tmp_path / "ner.jsonl")
+    cfg = config(tmp_path, tiny_roberta_dir, "token", data, epochs=4, case_features=True)
+    best = train(cfg)
+    log = read_log(cfg.out)
+    assert log[-1]["train_loss"] < log[0]["train_loss"]
+    head = load_head(cfg.out)
+    assert (
+        head.case_features
+        and json.loads((Path(cfg.out) / "manifest.json").read_text())["case_features"]
+    )
+    assert head.head.case_embedding is not None
+    assert head.head.case_embedding.weight.abs().sum() > 0  # learned from its zero start
+
+    # Reloaded, the head gives identical outputs.
+    again = load_head(cfg.out)
+    x = torch.randn(2, head.mixer.num_states, 5, 64)
+    mask = torch.ones(2, 5, dtype=torch.long)
+    case = torch.randint(0, 7, (2, 5))
+    with torch.no_grad():
+        assert torch.equal(
+            head.head(head.mixer(x), mask, case), again.head(again.mixer(x), mask, case)
+        )
+
+    # The dev metric recorded while training is what the engine gives.
+    examples = read_examples(data)
+    name = dataset_name(str(data))
+    engine = evaluate_head(cfg.out, examples, tiny_roberta)
+    assert engine["f1"] == pytest.approx(best[name]["f1"], abs=1e-9)
+
+    # With a casing embedding that dominates the answer, the engine (case ids from the text
+    # per window) and the training path (case ids per cached token) still agree entity for
+    # entity, long text included: the two place every token's casing class alike.
+    with torch.no_grad():
+        head.head.case_embedding.weight.copy_(torch.randn(7, cfg.k) * 5)
+    strong = tmp_path / "strong"
+    save_head(head, strong)
+    head = load_head(strong)
+    split = build_cache(tiny_roberta, examples, head.labels, cfg.cache_dir, cfg.overlap)
+    assert split.case_ids is None  # the cache itself is unchanged
+    info = tiny_roberta.info
+    cased = with_case_ids(split, examples, tiny_roberta.tokenizer, info.max_length, cfg.overlap)
+    assert cased.case_ids is not None and len(cased.case_ids) == len(split.token_labels)
+    assert split.num_windows > len(examples)  # the long text has several windows
+    cached = predict_cached(
+        head, split, examples, tiny_roberta.tokenizer, info.max_length, cfg.overlap
+    )
+    with torch.inference_mode():
+        served = predict_engine(make_engine(tiny_roberta, head), head.name, examples, head.labels)
+    assert entity_spans(served) == entity_spans(cached)
+    assert any(entity_spans(cached))
