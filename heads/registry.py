@@ -32,7 +32,8 @@ class HeadSet:
     heads: dict[str, TaskHead]
     failures: list[LoadFailure] = field(default_factory=list)
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
-    dtype: torch.dtype = torch.float32
+    dtype: torch.dtype = torch.float32  # the accumulator's projections
+    module_dtype: torch.dtype = torch.float32  # the heads' own layers
     _plans: dict[frozenset[str], AccumulatorPlan] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -94,4 +95,10 @@ def load_head_set(
         if module_dtype is not None:
             head.head.to(module_dtype)  # the mixer stays float32: its softmax weights need it
         heads[head.name] = head
-    return HeadSet(heads=heads, failures=failures, device=torch.device(device), dtype=dtype)
+    return HeadSet(
+        heads=heads,
+        failures=failures,
+        device=torch.device(device),
+        dtype=dtype,
+        module_dtype=module_dtype or torch.float32,
+    )

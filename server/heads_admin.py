@@ -48,6 +48,8 @@ def describe(state: AppState) -> TasksResponse:
         max_length=info.max_length,
         main_task=engine.main_task,
         kernel=engine.kernel_path,
+        accumulator_dtype=str(heads.dtype).removeprefix("torch."),
+        head_layers_dtype=str(heads.module_dtype).removeprefix("torch."),
         heads=[head_info(heads.heads[n]) for n in heads.names],
         failures=[LoadFailureInfo(folder=f.folder, error=f.error) for f in heads.failures],
     )

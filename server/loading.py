@@ -9,6 +9,7 @@ import torch
 from heads.registry import HeadSet, load_head_set
 from models.backbone import Backbone
 from models.defaults import DEFAULT_BACKBONE_NAME, PRETRAINED_HEADS, default_backbone_path
+from models.hardware import cpu_has_amx_bf16
 from server.engine import Engine, EngineConfig, StageObserver
 from server.settings import Settings
 
@@ -39,10 +40,23 @@ def load_backbone(settings: Settings) -> Backbone:
     )
 
 
+def resolve_head_dtype(choice: str, backbone: Backbone) -> torch.dtype | None:
+    """The heads' compute dtype; None keeps float32 layers and a backbone-dtype accumulator.
+
+    ``auto`` picks bfloat16 for a float32 backbone on a CPU with AMX, as inference runtimes
+    do there: the heads' matmuls run several times faster and the shipped heads' answers
+    match float32 on the dev sets (docs/server.md). The backbone itself stays float32.
+    """
+    if choice != "auto":
+        return _DTYPES[choice]
+    on_cpu = backbone.device.type == "cpu" and backbone.dtype == torch.float32
+    return torch.bfloat16 if on_cpu and cpu_has_amx_bf16() else None
+
+
 def load_heads(settings: Settings, backbone: Backbone) -> HeadSet:
     """Every head under the configured folders (the shipped ones by default)."""
     roots = settings.heads_dir if settings.heads_dir is not None else [PRETRAINED_HEADS]
-    head_dtype = None if settings.head_dtype == "auto" else _DTYPES[settings.head_dtype]
+    head_dtype = resolve_head_dtype(settings.head_dtype, backbone)
     heads = load_head_set(
         roots,
         backbone.info,

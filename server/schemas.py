@@ -123,6 +123,8 @@ class TasksResponse(BaseModel):
     max_length: int
     main_task: str = Field(description="embedding (encoders) or generate (BART).")
     kernel: str = Field(description="Accumulator path in use: torch or triton.")
+    accumulator_dtype: str = Field(description="dtype of the accumulator's projections.")
+    head_layers_dtype: str = Field(description="dtype the heads' own layers compute in.")
     heads: list[HeadInfo]
     failures: list[LoadFailureInfo] = Field(description="Head folders that failed to load.")
 

@@ -41,8 +41,9 @@ class Settings(BaseSettings):
         "auto",
         description=(
             "Heads' compute dtype (accumulator weights and head layers; sums stay float32): "
-            "auto = float32 layers, accumulator in the backbone dtype. bfloat16 is several "
-            "times faster on CPUs with AMX."
+            "auto = bfloat16 for a float32 backbone on a CPU with AMX (several times faster, "
+            "same answers on the dev sets), else float32 layers and an accumulator in the "
+            "backbone dtype. float32 gives bit-reproducible answers."
         ),
     )
     kernel: Literal["auto", "torch", "triton"] = Field(

@@ -137,6 +137,7 @@ def test_tasks_describes_heads_main_task_and_kernel(make_app: Any, client_for: A
         async with client_for(make_app()) as c:
             body = (await c.get("/tasks")).json()
             assert body["main_task"] == "embedding" and body["kernel"] == "torch"
+            assert body["accumulator_dtype"] == body["head_layers_dtype"] == "float32"
             assert [h["name"] for h in body["heads"]] == ["ner", "sentiment"]
             ner = body["heads"][0]
             assert ner["kind"] == "token" and ner["labels"][0] == "O" and ner["version"] == "1"

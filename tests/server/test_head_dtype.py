@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 
 from models.backbone import Backbone
+from models.hardware import cpu_has_amx_bf16
 from server.engine import Engine, EngineConfig
-from server.loading import load_backbone, load_heads
+from server.loading import load_backbone, load_heads, resolve_head_dtype
 from server.settings import Settings
 
 TEXTS = [
@@ -36,7 +39,7 @@ def test_bf16_heads_keep_layers_in_bf16_and_layer_weights_in_float32(minilm: Bac
 
 
 def test_bf16_heads_give_the_float32_answers(minilm: Backbone) -> None:
-    exact, fast = _answers(minilm, "auto"), _answers(minilm, "bfloat16")
+    exact, fast = _answers(minilm, "float32"), _answers(minilm, "bfloat16")
     for a, b in zip(exact, fast, strict=True):
         assert a.keys() == b.keys()
         for task in ("sentiment", "cola"):
@@ -59,3 +62,25 @@ def test_a_bf16_backbone_on_cpu_serves_the_shipped_heads() -> None:
     assert answer[1]["sentiment"]["label"] == "positive"  # type: ignore[index]
     assert {e["text"] for e in answer[0]["ner"]} >= {"Berlin", "Paris"}  # type: ignore[attr-defined]
     assert len(answer[0]["embedding"]) == 384  # type: ignore[arg-type]
+
+
+def test_auto_picks_bf16_heads_only_for_a_float32_backbone_on_an_amx_cpu(
+    minilm: Backbone, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import server.loading
+
+    monkeypatch.setattr(server.loading, "cpu_has_amx_bf16", lambda: True)
+    assert resolve_head_dtype("auto", minilm) == torch.bfloat16
+    assert resolve_head_dtype("float32", minilm) == torch.float32
+    monkeypatch.setattr(server.loading, "cpu_has_amx_bf16", lambda: False)
+    assert resolve_head_dtype("auto", minilm) is None  # float32 layers, backbone-dtype acc
+    assert resolve_head_dtype("bfloat16", minilm) == torch.bfloat16
+
+
+def test_amx_is_read_from_the_cpu_flags(tmp_path: Path) -> None:
+    amx, avx = tmp_path / "amx", tmp_path / "avx"
+    amx.write_text("processor\t: 0\nflags\t\t: fpu avx512f amx_bf16 amx_tile\n")
+    avx.write_text("processor\t: 0\nflags\t\t: fpu avx512f avx512_bf16\n")
+    assert cpu_has_amx_bf16(str(amx)) is True
+    assert cpu_has_amx_bf16(str(avx)) is False
+    assert cpu_has_amx_bf16(str(tmp_path / "missing")) is False
