@@ -335,6 +335,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         "seconds_per_point": args.seconds,
         "server_ready_s": ready_s,
         "server_exit_code": exit_code,
+        "head_dtypes_resolved": {
+            "accumulator": str(engine.heads.dtype).removeprefix("torch."),
+            "layers": str(engine.heads.module_dtype).removeprefix("torch."),
+        },
         "offline": off,
         "server": srv_points,
         "comparison": compare(off, srv_points),
