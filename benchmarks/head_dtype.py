@@ -17,7 +17,6 @@ records whether this machine has it.
 from __future__ import annotations
 
 import argparse
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -120,27 +119,26 @@ def quality(engines: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]
 def speed(
     engines: dict[str, Any], ctx: common.BenchContext, batch: int
 ) -> dict[str, dict[str, Any]]:
-    """texts/s per configuration and task set; rounds interleaved, order reversed every other."""
+    """texts/s per configuration and task set, ABBA-interleaved rounds on ``ctx.clock``
+    (process CPU time on CPU: robust to other jobs on a shared machine; wall time recorded too)."""
     sample = bench_texts(batch)
-    variants = [(c, t) for c in engines for t in TASK_SETS]
-    rates: dict[tuple[str, str], list[float]] = {v: [] for v in variants}
-    for r in range(ctx.warmup + ctx.repeats):
-        for c, t in variants if r % 2 == 0 else variants[::-1]:
-            start = time.perf_counter()
-            engine = engines[c]
-            tasks = (
-                [engine.main_task] if t == "embedding" else [*engine.heads.names, engine.main_task]
-            )
-            engine.analyze(sample, tasks)
-            if r >= ctx.warmup:
-                rates[(c, t)].append(batch / (time.perf_counter() - start))
+
+    def call(engine: Any, task_set: str) -> Any:
+        heads = [*engine.heads.names] if task_set == "all" else []
+        return lambda: engine.analyze(sample, [*heads, engine.main_task])
+
+    variants = {f"{c}/{t}": call(engines[c], t) for c in engines for t in TASK_SETS}
+    times = common.time_interleaved(variants, ctx.repeats, ctx.warmup, ctx.device, ctx.clock)
     out: dict[str, dict[str, Any]] = {}
     for c in engines:
-        emb, every = rates[(c, "embedding")], rates[(c, "all")]
+        emb, every = times[f"{c}/embedding"], times[f"{c}/all"]
         out[c] = {
-            "embedding_texts_per_s": common.summary(emb),
-            "all_texts_per_s": common.summary(every),
-            "all_over_embedding": common.summary([a / e for a, e in zip(every, emb, strict=True)]),
+            "embedding_texts_per_s": common.summary([batch / t for t in emb]),
+            "all_texts_per_s": common.summary([batch / t for t in every]),
+            "all_over_embedding": common.summary([e / a for a, e in zip(every, emb, strict=True)]),
+            "raw_seconds": {
+                f"{t}_{k}": times.raw()[k][f"{c}/{t}"] for t in TASK_SETS for k in ("wall", "cpu")
+            },
         }
     return out
 
