@@ -50,12 +50,16 @@ class BenchContext:
     kernel: str
     clock: str = "wall"
     shape: str = "minilm"
+    head_dtype: torch.dtype | None = None  # None: the backbone's (float32 head layers)
 
     @property
     def tag(self) -> str:
-        """Result file suffix: [shape_]device[_dtype] (shape unless MiniLM, dtype unless fp32)."""
+        """Result file suffix: [shape_]device[_dtype][_heads-dtype] (shape unless MiniLM,
+        dtype unless fp32, head dtype when set)."""
         prefix = "" if self.shape == "minilm" else self.shape + "_"
         suffix = "" if self.dtype == torch.float32 else "_" + str(self.dtype).split(".")[-1]
+        if self.head_dtype is not None:
+            suffix += "_heads-" + str(self.head_dtype).split(".")[-1]
         return prefix + self.device.type + suffix
 
 
@@ -78,6 +82,13 @@ def add_common_arguments(parser: argparse.ArgumentParser, repeats: int = 5) -> N
         help="Backbone shape: minilm = --backbone or the packaged MiniLM; others random weights.",
     )
     parser.add_argument("--kernel", default="auto", choices=["auto", "torch", "triton"])
+    parser.add_argument(
+        "--head-dtype",
+        default="same",
+        choices=["same", *sorted(DTYPES)],
+        help="Heads' compute dtype (accumulator projections and head layers); same = the "
+        "accumulator in the backbone dtype with float32 head layers (the server's auto off AMX).",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS_DIR, help="Results folder.")
     parser.add_argument(
         "--clock",
@@ -96,8 +107,8 @@ def setup(args: argparse.Namespace) -> BenchContext:
     torch.manual_seed(0)
     device = torch.device(args.device)
     dtype = DTYPES[args.dtype]
-    if device.type == "cpu" and dtype != torch.float32:
-        raise SystemExit("half precision needs --device cuda; use --dtype float32 on CPU")
+    if device.type == "cpu" and dtype == torch.float16:
+        raise SystemExit("float16 needs --device cuda; on CPU use float32 or bfloat16")
     clock = getattr(args, "clock", "auto")
     if clock == "auto" or device.type == "cuda":
         clock = "cpu" if device.type == "cpu" else "wall"
@@ -112,6 +123,7 @@ def setup(args: argparse.Namespace) -> BenchContext:
         args.kernel,
         clock,
         getattr(args, "shape", "minilm"),
+        None if getattr(args, "head_dtype", "same") == "same" else DTYPES[args.head_dtype],
     )
 
 
@@ -246,6 +258,7 @@ def write_result(name: str, ctx: BenchContext, payload: Mapping[str, Any]) -> Pa
             "order": "interleaved ABBA, ratios per round",
             "clock": ctx.clock,
             "kernel": ctx.kernel,
+            "head_dtype": "same" if ctx.head_dtype is None else str(ctx.head_dtype),
         },
         **payload,
     }
@@ -359,8 +372,13 @@ def bench_heads(
     ner_k: int = 128,
     layer_logits: Sequence[float] | None = None,
     cutoff: float = 0.0,
+    head_dtype: torch.dtype | None = None,
 ) -> HeadSet:
-    """``n`` random heads, kinds mixed (k=64 sequence, k=128 token), on the backbone's device."""
+    """``n`` random heads, kinds mixed (k=64 sequence, k=128 token), on the backbone's device.
+
+    ``head_dtype`` casts the head layers and the accumulator projections (layer weights stay
+    float32), as the server's --head-dtype does.
+    """
     info = backbone.info
     heads: dict[str, TaskHead] = {}
     for i in range(n):
@@ -369,7 +387,14 @@ def bench_heads(
             info, f"task{i:02d}", kind, ner_k if kind == "token" else k, i, layer_logits, cutoff
         )
         heads[head.name] = head.to(backbone.device)
-    return HeadSet(heads=heads, device=backbone.device, dtype=backbone.dtype)
+        if head_dtype is not None:
+            head.head.to(head_dtype)
+    return HeadSet(
+        heads=heads,
+        device=backbone.device,
+        dtype=head_dtype or backbone.dtype,
+        module_dtype=head_dtype or torch.float32,
+    )
 
 
 def run_tasks(
@@ -392,7 +417,7 @@ def run_tasks(
     with torch.inference_mode():
         features = acc.features()
         for name in names if head_modules else ():
-            heads.heads[name].head(features[name], mask)
+            heads.heads[name].head(features[name].to(heads.module_dtype), mask)
     return out
 
 

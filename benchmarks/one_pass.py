@@ -48,7 +48,7 @@ def _three_passes(
 
 def measure(ctx: common.BenchContext, shapes: Sequence[tuple[int, int]]) -> dict[str, Any]:
     backbone = common.load_backbone(ctx)
-    heads = common.bench_heads(backbone, TASKS)
+    heads = common.bench_heads(backbone, TASKS, head_dtype=ctx.head_dtype)
     names = heads.names
     rows = []
     for batch, length in shapes:

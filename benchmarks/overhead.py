@@ -37,7 +37,7 @@ def measure(
     ctx: common.BenchContext, shapes: Sequence[tuple[int, int]], counts: Sequence[int]
 ) -> dict[str, Any]:
     backbone = common.load_backbone(ctx)
-    heads = common.bench_heads(backbone, max(counts))
+    heads = common.bench_heads(backbone, max(counts), head_dtype=ctx.head_dtype)
     names = heads.names
     rows = []
     for batch, length in shapes:

@@ -39,7 +39,7 @@ def measure(
     for shape in backbones:
         backbone = build_backbone(shape, ctx)
         main = not backbone.is_encoder_decoder
-        heads = common.bench_heads(backbone, TASKS)
+        heads = common.bench_heads(backbone, TASKS, head_dtype=ctx.head_dtype)
         head_params = sum(h.parameter_count() for h in heads.heads.values())
         backbone_params = sum(p.numel() for p in backbone.model.parameters())
         for batch, length in shapes:

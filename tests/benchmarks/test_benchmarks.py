@@ -42,6 +42,17 @@ def test_overhead_reports_every_head_count_with_its_flop_floor(
         assert row["backbone_s"]["n"] == 2
 
 
+def test_overhead_runs_bf16_heads_on_a_bf16_backbone_on_cpu(
+    tiny_roberta_dir: Path, tmp_path: Path
+) -> None:
+    argv = [*FAST, "--backbone", str(tiny_roberta_dir), "--out", str(tmp_path)]
+    argv += ["--shapes", "2x16", "--heads", "3", "--dtype", "bfloat16", "--head-dtype", "bfloat16"]
+    assert overhead.main(argv) == 0
+    result = json.loads((tmp_path / "overhead_cpu_bfloat16_heads-bfloat16.json").read_text())
+    assert result["settings"]["head_dtype"] == "torch.bfloat16"
+    assert result["rows"][0]["heads"]["3"]["overhead_pct"]["median"] > -100
+
+
 def test_one_pass_times_both_variants_per_shape(tiny_roberta_dir: Path, tmp_path: Path) -> None:
     result = _run(one_pass, tiny_roberta_dir, tmp_path, "--shapes", "1x16,4x16")
     assert len(result["tasks"]) == 3
