@@ -30,7 +30,7 @@ from typing import Any
 
 import torch
 
-from benchmarks import common
+from benchmarks import common, workload
 from models.kernels.accumulate import Segment, accumulate_torch, accumulate_triton
 
 NAME = "accumulate"
@@ -230,15 +230,15 @@ def measure_model(args: argparse.Namespace, device: torch.device) -> dict[str, A
     )
     backbone = build_backbone(args.model, ctx)
     main = not backbone.is_encoder_decoder
-    heads = common.bench_heads(backbone, len(TASK_KS))
+    heads = workload.bench_heads(backbone, len(TASK_KS))
     rows = []
     for batch, length in common.parse_shapes(args.model_shapes):
-        ids, mask = common.synthetic_batch(backbone, batch, length)
+        ids, mask = workload.synthetic_batch(backbone, batch, length)
         variants: dict[str, Variant] = {
             "backbone": partial(backbone.forward, ids, mask, None, None, main)
         }
         for kernel in args.model_kernels:
-            run = partial(common.run_tasks, backbone, heads, heads.names, ids, mask, main, kernel)
+            run = partial(workload.run_tasks, backbone, heads, heads.names, ids, mask, main, kernel)
             variants[f"3 heads ({kernel})"] = run
             variants[f"accumulate only ({kernel})"] = partial(run, head_modules=False)
         times = common.time_interleaved(variants, args.repeats, args.warmup, device)

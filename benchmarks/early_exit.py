@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from functools import partial
 from typing import Any
 
-from benchmarks import common
+from benchmarks import common, workload
 from models.backbone import Backbone
 
 NAME = "early_exit"
@@ -57,9 +57,9 @@ def _variants(
     configs += [(f"cut at {c}", cut_logits(info.num_states, c), CUTOFF) for c in cuts]
     configs.append(("every 2nd layer", sparse_logits(info.num_states), CUTOFF))
     for name, logits, cutoff in configs:
-        heads = common.bench_heads(backbone, TASKS, layer_logits=logits, cutoff=cutoff)
+        heads = workload.bench_heads(backbone, TASKS, layer_logits=logits, cutoff=cutoff)
         plan = heads.plan_for(heads.names)
-        fn = partial(common.run_tasks, backbone, heads, heads.names, ids, mask, False, kernel)
+        fn = partial(workload.run_tasks, backbone, heads, heads.names, ids, mask, False, kernel)
         out[name] = (fn, len(plan.active_layers))
     out["backbone alone"] = (partial(backbone.forward, ids, mask, None, None, False), 0)
     return out
@@ -68,11 +68,11 @@ def _variants(
 def measure(
     ctx: common.BenchContext, shapes: Sequence[tuple[int, int]], cuts: Sequence[int]
 ) -> dict[str, Any]:
-    backbone = common.load_backbone(ctx)
+    backbone = workload.load_backbone(ctx)
     cuts = list(cuts) or default_cuts(backbone.info.num_layers)
     rows = []
     for batch, length in shapes:
-        ids, mask = common.synthetic_batch(backbone, batch, length)
+        ids, mask = workload.synthetic_batch(backbone, batch, length)
         variants = _variants(backbone, cuts, ids, mask, ctx.kernel)
         times = common.time_interleaved(
             {n: fn for n, (fn, _) in variants.items()},

@@ -297,7 +297,7 @@ def write_random_heads(backbone: str | None, out: Path) -> Path:
     Lets the scripts run on any backbone (the shipped heads folder may be empty); the load
     tests measure the serving path, which does not depend on the heads' trained weights.
     """
-    from benchmarks.common import bench_head
+    from benchmarks.workload import bench_head
     from heads.io import save_head
     from models.backbone import Backbone
     from models.defaults import DEFAULT_BACKBONE_NAME, default_backbone_path

@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from benchmarks import common
+from benchmarks import common, workload
 from benchmarks.shapes import build_backbone
 from heads.registry import HeadSet
 from models.accumulator import StreamingAccumulator
@@ -73,7 +73,7 @@ def _point(
     length: int,
     ctx: common.BenchContext,
 ) -> dict[str, Any]:
-    ids, mask = common.synthetic_batch(backbone, batch, length)
+    ids, mask = workload.synthetic_batch(backbone, batch, length)
     plan = heads.plan_for(names)
     tasks = [heads.heads[n].projection() for n in names]
     device = backbone.device
@@ -134,7 +134,7 @@ def measure(
     base: tuple[int, int],
 ) -> dict[str, Any]:
     backbone = build_backbone(shape, ctx)
-    heads = common.bench_heads(backbone, max([*task_counts, 3]))
+    heads = workload.bench_heads(backbone, max([*task_counts, 3]))
     names = heads.names
     sweeps: dict[str, list[dict[str, Any]]] = {"tasks": [], "batch": [], "length": []}
     for n in task_counts:

@@ -18,7 +18,7 @@ from typing import Any
 
 from torch import Tensor
 
-from benchmarks import common
+from benchmarks import common, workload
 from heads.registry import HeadSet
 from models.backbone import Backbone
 
@@ -36,23 +36,23 @@ def build_parser() -> argparse.ArgumentParser:
 def _one_pass(
     backbone: Backbone, heads: HeadSet, names: list[str], ids: Tensor, mask: Tensor, kernel: str
 ) -> None:
-    common.run_tasks(backbone, heads, names, ids, mask, False, kernel)
+    workload.run_tasks(backbone, heads, names, ids, mask, False, kernel)
 
 
 def _three_passes(
     backbone: Backbone, heads: HeadSet, names: list[str], ids: Tensor, mask: Tensor, kernel: str
 ) -> None:
     for name in names:
-        common.run_tasks(backbone, heads, [name], ids, mask, False, kernel)
+        workload.run_tasks(backbone, heads, [name], ids, mask, False, kernel)
 
 
 def measure(ctx: common.BenchContext, shapes: Sequence[tuple[int, int]]) -> dict[str, Any]:
-    backbone = common.load_backbone(ctx)
-    heads = common.bench_heads(backbone, TASKS, head_dtype=ctx.head_dtype)
+    backbone = workload.load_backbone(ctx)
+    heads = workload.bench_heads(backbone, TASKS, head_dtype=ctx.head_dtype)
     names = heads.names
     rows = []
     for batch, length in shapes:
-        ids, mask = common.synthetic_batch(backbone, batch, length)
+        ids, mask = workload.synthetic_batch(backbone, batch, length)
 
         times = common.time_interleaved(
             {

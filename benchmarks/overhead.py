@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from functools import partial
 from typing import Any
 
-from benchmarks import common, flops
+from benchmarks import common, flops, workload
 
 NAME = "overhead"
 
@@ -36,17 +36,17 @@ def _pct(ratio: dict[str, Any]) -> dict[str, float]:
 def measure(
     ctx: common.BenchContext, shapes: Sequence[tuple[int, int]], counts: Sequence[int]
 ) -> dict[str, Any]:
-    backbone = common.load_backbone(ctx)
-    heads = common.bench_heads(backbone, max(counts), head_dtype=ctx.head_dtype)
+    backbone = workload.load_backbone(ctx)
+    heads = workload.bench_heads(backbone, max(counts), head_dtype=ctx.head_dtype)
     names = heads.names
     rows = []
     for batch, length in shapes:
-        ids, mask = common.synthetic_batch(backbone, batch, length)
+        ids, mask = workload.synthetic_batch(backbone, batch, length)
         base = partial(backbone.forward, ids, mask)
         variants: dict[str, Any] = {"backbone": base}
         for n in counts:
             variants[f"{n}"] = partial(
-                common.run_tasks, backbone, heads, names[:n], ids, mask, True, ctx.kernel
+                workload.run_tasks, backbone, heads, names[:n], ids, mask, True, ctx.kernel
             )
         times = common.time_interleaved(variants, ctx.repeats, ctx.warmup, ctx.device, ctx.clock)
         base_flops = flops.backbone_flops(flops.EncoderShape.of(backbone), batch, length)
@@ -62,7 +62,7 @@ def measure(
         for n in counts:
             head_flops = sum(per_head[name] for name in names[:n])
             row["heads"][str(n)] = {
-                "kinds": [common.head_kind(i) for i in range(n)],
+                "kinds": [workload.head_kind(i) for i in range(n)],
                 "time_s": common.summary(times[f"{n}"]),
                 "overhead_pct": _pct(common.paired_ratio(times, f"{n}", "backbone")),
                 "flop_floor_pct": head_flops / base_flops * 100,

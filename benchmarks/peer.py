@@ -28,7 +28,7 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
-from benchmarks import common
+from benchmarks import common, workload
 
 NAME = "peer"
 SST2_DEV = Path(__file__).resolve().parents[2] / "shared" / "data" / "sst2" / "dev.tsv"
@@ -133,8 +133,8 @@ def _random_heads(folder: Path, backbone_dir: str) -> Path:
 
     info = Backbone.load(backbone_dir).info
     for i, name in enumerate(("sentiment", "cola", "ner")):
-        kind = common.head_kind(i)
-        head = common.bench_head(info, name, kind, 128 if kind == "token" else 64, i)
+        kind = workload.head_kind(i)
+        head = workload.bench_head(info, name, kind, 128 if kind == "token" else 64, i)
         save_head(head, folder / name)
     return folder
 

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from functools import partial
 from typing import Any
 
-from benchmarks import common, flops
+from benchmarks import common, flops, workload
 from benchmarks.shapes import SHAPES, build_backbone
 
 NAME = "scaling"
@@ -39,17 +39,17 @@ def measure(
     for shape in backbones:
         backbone = build_backbone(shape, ctx)
         main = not backbone.is_encoder_decoder
-        heads = common.bench_heads(backbone, TASKS, head_dtype=ctx.head_dtype)
+        heads = workload.bench_heads(backbone, TASKS, head_dtype=ctx.head_dtype)
         head_params = sum(h.parameter_count() for h in heads.heads.values())
         backbone_params = sum(p.numel() for p in backbone.model.parameters())
         for batch, length in shapes:
-            ids, mask = common.synthetic_batch(backbone, batch, length)
+            ids, mask = workload.synthetic_batch(backbone, batch, length)
             base = partial(backbone.forward, ids, mask, None, None, main)
             with_heads = partial(
-                common.run_tasks, backbone, heads, heads.names, ids, mask, main, ctx.kernel
+                workload.run_tasks, backbone, heads, heads.names, ids, mask, main, ctx.kernel
             )
             features_only = partial(
-                common.run_tasks, backbone, heads, heads.names, ids, mask, main, ctx.kernel, False
+                workload.run_tasks, backbone, heads, heads.names, ids, mask, main, ctx.kernel, False
             )
             times = common.time_interleaved(
                 {"backbone": base, "accumulate": features_only, "3 heads": with_heads},

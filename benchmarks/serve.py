@@ -31,7 +31,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from benchmarks import common
+from benchmarks import common, workload
 from benchmarks.live_server import Outcome, ServerProcess, closed_loop, server_env, summarise
 
 HEADS = (("sentiment", "sequence", 64), ("cola", "sequence", 64), ("ner", "token", 128))
@@ -67,12 +67,6 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--seconds", type=float, default=4.0, help="Seconds per load point.")
     p.add_argument("--heads-dir", type=Path, default=None, help="Default: shipped or random.")
     p.add_argument(
-        "--head-dtype",
-        choices=["auto", "float32", "float16", "bfloat16"],
-        default="auto",
-        help="Heads' compute dtype (the server's --head-dtype); results go to serve-<dtype>.",
-    )
-    p.add_argument(
         "--client",
         choices=["hey", "httpx"],
         default="hey" if shutil.which("hey") else "httpx",
@@ -97,7 +91,7 @@ def prepare_heads(backbone: Any, args: argparse.Namespace, folder: Path) -> Path
             have.add(name)
     for seed, (name, kind, k) in enumerate(HEADS):
         if name not in have:
-            save_head(common.bench_head(backbone.info, name, kind, k, seed), folder / name)
+            save_head(workload.bench_head(backbone.info, name, kind, k, seed), folder / name)
     return folder
 
 
@@ -258,8 +252,9 @@ def compare(off: dict[str, Any], srv: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
-def result_name(head_dtype: str) -> str:
-    return "serve" if head_dtype == "auto" else f"serve-{head_dtype}"
+def server_head_dtype(ctx: common.BenchContext) -> str:
+    """The server's --head-dtype: ``--head-dtype same`` (the default) means its ``auto``."""
+    return "auto" if ctx.head_dtype is None else str(ctx.head_dtype).removeprefix("torch.")
 
 
 def plot(payload: dict[str, Any], ctx: common.BenchContext) -> Path:
@@ -285,7 +280,7 @@ def plot(payload: dict[str, Any], ctx: common.BenchContext) -> Path:
     ax.set_xlabel("concurrent clients")
     ax.set_ylabel("texts / s")
     ax.legend(fontsize=7)
-    path = common.plot_path(result_name(payload["head_dtype"]), ctx)
+    path = common.plot_path("serve", ctx)
     common.save_figure(fig, path, "sidetask serve vs offline engine (median of repeats)")
     return path
 
@@ -296,7 +291,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from server.loading import build_engine
     from server.settings import Settings
 
-    backbone = common.load_backbone(ctx)
+    backbone = workload.load_backbone(ctx)
     with tempfile.TemporaryDirectory() as tmp:
         heads = prepare_heads(backbone, args, Path(tmp) / "heads")
         settings = Settings(
@@ -305,7 +300,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             device=str(ctx.device),
             threads=ctx.threads,
             kernel=args.kernel,
-            head_dtype=args.head_dtype,
+            head_dtype=server_head_dtype(ctx),  # type: ignore[arg-type]
         )
         del backbone
         engine = build_engine(settings)
@@ -315,7 +310,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "max_batch_size": 64,
             "device": str(ctx.device),
             "kernel": args.kernel,
-            "head_dtype": args.head_dtype,
+            "head_dtype": server_head_dtype(ctx),
             "log_level": "warning",
         }
         env = server_env(args.backbone, heads, ctx.threads, extra)
@@ -331,7 +326,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "backbone": args.backbone or "sentence-transformers/all-MiniLM-L6-v2",
         "texts": "1 text per request, 2 sentences (~30-40 words)",
         "client": args.client,
-        "head_dtype": args.head_dtype,
+        "head_dtype": server_head_dtype(ctx),
         "seconds_per_point": args.seconds,
         "server_ready_s": ready_s,
         "server_exit_code": exit_code,
@@ -343,7 +338,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "server": srv_points,
         "comparison": compare(off, srv_points),
     }
-    path = common.write_result(result_name(args.head_dtype), ctx, payload)
+    path = common.write_result("serve", ctx, payload)
     payload["plot"] = str(plot(payload, ctx))
     comp = payload["comparison"]
     for name, v in comp["per_task_set"].items():

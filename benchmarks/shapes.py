@@ -12,7 +12,8 @@ from typing import Any
 
 import torch
 
-from benchmarks.common import BenchContext, load_backbone
+from benchmarks.common import BenchContext
+from benchmarks.workload import load_backbone
 from models.backbone import Backbone
 
 SHAPES = ("minilm", "roberta-base", "roberta-large", "bart-large")

@@ -5,14 +5,14 @@ from __future__ import annotations
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from benchmarks import common, flops
+from benchmarks import flops, workload
 from models.backbone import Backbone
 
 
 def test_backbone_flops_match_torch_counter_on_short_inputs(tiny_roberta: Backbone) -> None:
     # at 4 tokens attention is ~2% of the work, so the counter (blind to CPU attention) and
     # the formula must agree closely on the matmuls
-    ids, mask = common.synthetic_batch(tiny_roberta, 3, 4)
+    ids, mask = workload.synthetic_batch(tiny_roberta, 3, 4)
     with FlopCounterMode(display=False) as counter:
         tiny_roberta.forward(ids, mask, main=False)
     counted = counter.get_total_flops()
@@ -22,8 +22,8 @@ def test_backbone_flops_match_torch_counter_on_short_inputs(tiny_roberta: Backbo
 
 def test_head_flops_follow_kind_and_active_layers(tiny_roberta: Backbone) -> None:
     info = tiny_roberta.info
-    dense = common.bench_heads(tiny_roberta, 3)
-    cut = common.bench_heads(tiny_roberta, 3, layer_logits=[0.0, 0.0, -1, -1], cutoff=5e-3)
+    dense = workload.bench_heads(tiny_roberta, 3)
+    cut = workload.bench_heads(tiny_roberta, 3, layer_logits=[0.0, 0.0, -1, -1], cutoff=5e-3)
     full = flops.heads_flops(dense, dense.names, info.hidden_size, 2, 16)
     fewer = flops.heads_flops(cut, cut.names, info.hidden_size, 2, 16)
     assert all(fewer[n] < full[n] for n in full)  # 2 of 4 states read
