@@ -119,6 +119,11 @@ def setup(args: argparse.Namespace) -> BenchContext:
     )
 
 
+def server_head_dtype(ctx: BenchContext) -> str:
+    """``sidetask serve --head-dtype`` for a benchmark's server: ``same`` means ``auto``."""
+    return "auto" if ctx.head_dtype is None else str(ctx.head_dtype).removeprefix("torch.")
+
+
 def synchronize(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)

@@ -186,6 +186,7 @@ def measure(ctx: common.BenchContext, args: argparse.Namespace) -> dict[str, Any
         if dtype != "float32":
             sidetask_cmd += ["--dtype", dtype]
             infinity_cmd += ["--dtype", dtype]
+        sidetask_cmd += ["--head-dtype", common.server_head_dtype(ctx)]
         stack.enter_context(
             server(
                 infinity_cmd,
@@ -265,6 +266,7 @@ def _summarise(
     return {
         "model": model_dir,
         "heads": heads,
+        "sidetask_head_dtype": "auto" if args.head_dtype == "same" else args.head_dtype,
         "load": {
             "concurrency": args.concurrency,
             "seconds_per_round": args.seconds,

@@ -252,11 +252,6 @@ def compare(off: dict[str, Any], srv: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
-def server_head_dtype(ctx: common.BenchContext) -> str:
-    """The server's --head-dtype: ``--head-dtype same`` (the default) means its ``auto``."""
-    return "auto" if ctx.head_dtype is None else str(ctx.head_dtype).removeprefix("torch.")
-
-
 def plot(payload: dict[str, Any], ctx: common.BenchContext) -> Path:
     fig, (ax,) = common.new_figure(1)
     for i, name in enumerate(TASK_SETS):
@@ -300,7 +295,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             device=str(ctx.device),
             threads=ctx.threads,
             kernel=args.kernel,
-            head_dtype=server_head_dtype(ctx),  # type: ignore[arg-type]
+            head_dtype=common.server_head_dtype(ctx),  # type: ignore[arg-type]
         )
         del backbone
         engine = build_engine(settings)
@@ -310,7 +305,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "max_batch_size": 64,
             "device": str(ctx.device),
             "kernel": args.kernel,
-            "head_dtype": server_head_dtype(ctx),
+            "head_dtype": common.server_head_dtype(ctx),
             "log_level": "warning",
         }
         env = server_env(args.backbone, heads, ctx.threads, extra)
@@ -326,7 +321,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "backbone": args.backbone or "sentence-transformers/all-MiniLM-L6-v2",
         "texts": "1 text per request, 2 sentences (~30-40 words)",
         "client": args.client,
-        "head_dtype": server_head_dtype(ctx),
+        "head_dtype": common.server_head_dtype(ctx),
         "seconds_per_point": args.seconds,
         "server_ready_s": ready_s,
         "server_exit_code": exit_code,
