@@ -28,6 +28,9 @@ from collections.abc import Sequence
 SPECIAL, OTHER, DIGIT, LOWER, TITLE, UPPER, MIXED = range(7)
 NUM_CASE_CLASSES = 7
 CASE_CLASS_NAMES = ("special", "other", "digit", "lower", "title", "upper", "mixed")
+# The class each class becomes when the text is lower-cased: training can show a head
+# lower-cased sentences this way (``--case-dropout``) so lower-case input does not throw it.
+LOWERED = (SPECIAL, OTHER, DIGIT, LOWER, LOWER, LOWER, LOWER)
 
 
 def case_class(piece: str) -> int:

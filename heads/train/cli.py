@@ -36,6 +36,12 @@ def add_train_parser(sub: Any) -> None:
         default=False,
         help="token heads: add a learned embedding of each token's casing class (original text)",
     )
+    p.add_argument(
+        "--case-dropout",
+        type=float,
+        default=0.0,
+        help="with --case-features: share of training windows shown as if lower-cased",
+    )
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--weight-decay", type=float, default=0.01)
     p.add_argument("--batch-tokens", type=int, default=4096, help="padded tokens per batch")

@@ -26,6 +26,7 @@ class TrainConfig:
     ff_dim: int = 2048
     dropout: float = 0.1
     case_features: bool = False  # token heads: learned embedding of each token's casing class
+    case_dropout: float = 0.0  # share of training windows shown with lower-cased case ids
     lr: float = 1e-3
     weight_decay: float = 0.01
     batch_tokens: int = 4096

@@ -9,7 +9,7 @@ import platform
 import random
 import time
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -17,10 +17,11 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from heads.casing import LOWERED
 from heads.io import save_head
 from heads.manifest import HeadManifest
 from heads.task_head import TaskHead, fingerprint_of
-from heads.train.batches import load_batch, plan, windows_by_text
+from heads.train.batches import Batch, load_batch, plan, windows_by_text
 from heads.train.checkpoint import load_checkpoint, save_checkpoint
 from heads.train.config import TrainConfig
 from heads.train.data import Example, example_kind, read_examples, token_labels
@@ -93,6 +94,19 @@ def new_head(cfg: TrainConfig, backbone: Backbone, labels: list[str]) -> TaskHea
     return TaskHead(manifest)
 
 
+def lower_case_some(batch: Batch, p: float, seed: int) -> Batch:
+    """``batch`` with each window's case ids, with probability ``p``, replaced by those of its
+    lower-cased text: a head with case features then also learns to tag lower-case input
+    (user text, ASR) instead of relying on capitals alone. Seeded per step (resumable)."""
+    if batch.case_ids is None:
+        return batch
+    gen = torch.Generator().manual_seed(seed)
+    rows = torch.rand(batch.case_ids.shape[0], generator=gen) < p
+    lowered = torch.tensor(LOWERED, dtype=batch.case_ids.dtype)[batch.case_ids]
+    case = torch.where(rows[:, None], lowered, batch.case_ids)
+    return replace(batch, case_ids=case)
+
+
 def batch_loss(head: TaskHead, batch: Any, cfg: TrainConfig) -> torch.Tensor:
     logits = head_logits(head, batch)
     if head.kind == "sequence":
@@ -160,6 +174,8 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         raise SystemExit(f"--kind {cfg.kind} does not match the training data")
     if cfg.case_features and cfg.kind != "token":
         raise SystemExit("--case-features is for token heads (--kind token) only")
+    if cfg.case_dropout and not (cfg.case_features and 0 < cfg.case_dropout < 1):
+        raise SystemExit("--case-dropout takes a share in (0, 1) and needs --case-features")
     labels = resolve_labels(cfg, [e for ex in train_sets for e in ex])
     started = time.perf_counter()
     splits = [
@@ -238,7 +254,12 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         seen = 0
         bar = tqdm(schedule, desc=f"{cfg.task} epoch {epoch + 1}/{cfg.epochs}", mininterval=5)
         for i, (si, units) in enumerate(bar):
-            batch = load_batch(splits[si], cfg.kind, units, groups[si]).to(device)
+            batch = load_batch(splits[si], cfg.kind, units, groups[si])
+            if cfg.case_dropout > 0:
+                batch = lower_case_some(
+                    batch, cfg.case_dropout, cfg.seed * 100_003 + progress["step"]
+                )
+            batch = batch.to(device)
             with amp:
                 loss = batch_loss(head, batch, cfg)
             optimizer.zero_grad(set_to_none=True)

@@ -9,6 +9,7 @@ import torch
 from heads.casing import (
     DIGIT,
     LOWER,
+    LOWERED,
     MIXED,
     NUM_CASE_CLASSES,
     OTHER,
@@ -49,6 +50,11 @@ from heads.modules import TokenClassificationHead
 )
 def test_case_class_table(piece: str, expected: int) -> None:
     assert case_class(piece) == expected
+
+
+@pytest.mark.parametrize("piece", ["", ",", "1996", "paris", "Paris", "US", "iPhone", "Éric"])
+def test_lowered_is_the_class_of_the_lower_cased_text(piece: str) -> None:
+    assert LOWERED[case_class(piece)] == case_class(piece.lower())
 
 
 def test_classes_come_from_the_original_text_at_the_offsets() -> None:

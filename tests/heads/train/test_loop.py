@@ -10,12 +10,13 @@ import pytest
 import torch
 
 from heads.io import load_head, save_head
+from heads.train.batches import Batch
 from heads.train.config import TrainConfig
 from heads.train.data import TokenExample, read_examples
 from heads.train.engine_eval import evaluate_head, make_engine, record_slice_metrics
 from heads.train.evaluate import predict_cached, predict_engine
 from heads.train.features import build_cache, subtoken_labels, with_case_ids
-from heads.train.loop import LOG_FILE, dataset_name, train
+from heads.train.loop import LOG_FILE, dataset_name, lower_case_some, train
 from models.backbone import Backbone
 
 POS = ["good fun", "a great film", "nice and good", "great great", "fun , nice"]
@@ -219,3 +220,14 @@ def test_token_head_with_case_features_trains_reloads_and_matches_the_engine(
         served = predict_engine(make_engine(tiny_roberta, head), head.name, examples, head.labels)
     assert entity_spans(served) == entity_spans(cached)
     assert any(entity_spans(cached))
+
+
+def test_case_dropout_shows_some_windows_lower_cased() -> None:
+    case = torch.tensor([[0, 4, 5, 6, 2, 0]] * 200)
+    batch = Batch(torch.zeros(200, 1, 6, 1), torch.ones(200, 6), case, case, case, case)
+    out = lower_case_some(batch, 0.3, seed=0).case_ids
+    assert out is not None
+    lowered = (out == torch.tensor([0, 3, 3, 3, 2, 0])).all(dim=1)
+    kept = (out == case).all(dim=1)
+    assert bool((lowered | kept).all()) and 30 < int(lowered.sum()) < 90
+    assert torch.equal(out, lower_case_some(batch, 0.3, seed=0).case_ids)  # reproducible
