@@ -45,7 +45,7 @@ def resolve_head_dtype(choice: str, backbone: Backbone) -> torch.dtype | None:
 
     ``auto`` picks bfloat16 for a float32 backbone on a CPU with AMX, as inference runtimes
     do there: the heads' matmuls run several times faster and the shipped heads' answers
-    match float32 on the dev sets (docs/server.md). The backbone itself stays float32.
+    keep their float32 dev metrics (docs/server.md). The backbone itself stays float32.
     """
     if choice != "auto":
         return _DTYPES[choice]

@@ -42,7 +42,7 @@ class Settings(BaseSettings):
         description=(
             "Heads' compute dtype (accumulator weights and head layers; sums stay float32): "
             "auto = bfloat16 for a float32 backbone on a CPU with AMX (several times faster, "
-            "same answers on the dev sets), else float32 layers and an accumulator in the "
+            "same dev metrics), else float32 layers and an accumulator in the "
             "backbone dtype. float32 gives bit-reproducible answers."
         ),
     )
