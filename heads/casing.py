@@ -23,6 +23,7 @@ id    name        when
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 SPECIAL, OTHER, DIGIT, LOWER, TITLE, UPPER, MIXED = range(7)
@@ -33,8 +34,13 @@ CASE_CLASS_NAMES = ("special", "other", "digit", "lower", "title", "upper", "mix
 LOWERED = (SPECIAL, OTHER, DIGIT, LOWER, LOWER, LOWER, LOWER)
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def case_class(piece: str) -> int:
-    """The casing class of one token's characters (table in the module docstring)."""
+    """The casing class of one token's characters (table in the module docstring).
+
+    Cached: the same pieces recur across texts, and the engine classifies every token of
+    every text a token head with case features reads.
+    """
     piece = piece.strip()
     if not piece:
         return SPECIAL
