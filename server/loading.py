@@ -9,7 +9,6 @@ import torch
 from heads.registry import HeadSet, load_head_set
 from models.backbone import Backbone
 from models.defaults import DEFAULT_BACKBONE_NAME, PRETRAINED_HEADS, default_backbone_path
-from models.hardware import cpu_has_amx_bf16
 from server.engine import Engine, EngineConfig, StageObserver
 from server.settings import Settings
 
@@ -40,23 +39,22 @@ def load_backbone(settings: Settings) -> Backbone:
     )
 
 
-def resolve_head_dtype(choice: str, backbone: Backbone) -> torch.dtype | None:
-    """The heads' compute dtype; None keeps float32 layers and a backbone-dtype accumulator.
+def resolve_head_dtype(choice: str) -> torch.dtype | None:
+    """The heads' compute dtype; None (``auto``) keeps float32 head layers and an
+    accumulator in the backbone's dtype.
 
-    ``auto`` picks bfloat16 for a float32 backbone on a CPU with AMX, as inference runtimes
-    do there: the heads' matmuls run several times faster and the shipped heads' answers
-    keep their float32 dev metrics (docs/server.md). The backbone itself stays float32.
+    bfloat16 is opt-in, not automatic on AMX CPUs: it pays for large batches (3 heads +12 to
+    +17 % instead of +21 to +29 % at 8-32 x 128 tokens) but costs more than it saves for small
+    ones (served with ~8 short requests per batch, embedding + 3 heads ran at 0.77x the peer's
+    embedding rate with bf16 heads vs 0.86x with float32; docs/server.md#head-dtype).
     """
-    if choice != "auto":
-        return _DTYPES[choice]
-    on_cpu = backbone.device.type == "cpu" and backbone.dtype == torch.float32
-    return torch.bfloat16 if on_cpu and cpu_has_amx_bf16() else None
+    return None if choice == "auto" else _DTYPES[choice]
 
 
 def load_heads(settings: Settings, backbone: Backbone) -> HeadSet:
     """Every head under the configured folders (the shipped ones by default)."""
     roots = settings.heads_dir if settings.heads_dir is not None else [PRETRAINED_HEADS]
-    head_dtype = resolve_head_dtype(settings.head_dtype, backbone)
+    head_dtype = resolve_head_dtype(settings.head_dtype)
     heads = load_head_set(
         roots,
         backbone.info,

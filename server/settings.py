@@ -41,9 +41,8 @@ class Settings(BaseSettings):
         "auto",
         description=(
             "Heads' compute dtype (accumulator weights and head layers; sums stay float32): "
-            "auto = bfloat16 for a float32 backbone on a CPU with AMX (several times faster, "
-            "same dev metrics), else float32 layers and an accumulator in the "
-            "backbone dtype. float32 gives bit-reproducible answers."
+            "auto = float32 layers and an accumulator in the backbone dtype. bfloat16 is "
+            "faster for large batches on CPUs with AMX, slower for small ones."
         ),
     )
     kernel: Literal["auto", "torch", "triton"] = Field(

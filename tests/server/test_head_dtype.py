@@ -64,17 +64,10 @@ def test_a_bf16_backbone_on_cpu_serves_the_shipped_heads() -> None:
     assert len(answer[0]["embedding"]) == 384  # type: ignore[arg-type]
 
 
-def test_auto_picks_bf16_heads_only_for_a_float32_backbone_on_an_amx_cpu(
-    minilm: Backbone, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    import server.loading
-
-    monkeypatch.setattr(server.loading, "cpu_has_amx_bf16", lambda: True)
-    assert resolve_head_dtype("auto", minilm) == torch.bfloat16
-    assert resolve_head_dtype("float32", minilm) == torch.float32
-    monkeypatch.setattr(server.loading, "cpu_has_amx_bf16", lambda: False)
-    assert resolve_head_dtype("auto", minilm) is None  # float32 layers, backbone-dtype acc
-    assert resolve_head_dtype("bfloat16", minilm) == torch.bfloat16
+def test_auto_keeps_float32_head_layers_and_explicit_choices_win() -> None:
+    assert resolve_head_dtype("auto") is None  # float32 layers, backbone-dtype accumulator
+    assert resolve_head_dtype("float32") == torch.float32
+    assert resolve_head_dtype("bfloat16") == torch.bfloat16
 
 
 def test_amx_is_read_from_the_cpu_flags(tmp_path: Path) -> None:
