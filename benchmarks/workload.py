@@ -119,7 +119,6 @@ def bench_heads(
         heads=heads,
         device=backbone.device,
         dtype=head_dtype or backbone.dtype,
-        module_dtype=head_dtype or torch.float32,
     )
 
 
@@ -143,5 +142,6 @@ def run_tasks(
     with torch.inference_mode():
         features = acc.features()
         for name in names if head_modules else ():
-            heads.heads[name].head(features[name].to(heads.module_dtype), mask)
+            head = heads.heads[name]
+            head.head(features[name].to(head.layers_dtype), mask)
     return out

@@ -33,9 +33,13 @@ class HeadSet:
     failures: list[LoadFailure] = field(default_factory=list)
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     dtype: torch.dtype = torch.float32  # the accumulator's projections
-    module_dtype: torch.dtype = torch.float32  # the heads' own layers
     _plans: dict[frozenset[str], AccumulatorPlan] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def module_dtype(self) -> torch.dtype:
+        """The dtype the heads' own layers compute in (float32 when there are none)."""
+        return next((h.layers_dtype for h in self.heads.values()), torch.float32)
 
     @property
     def names(self) -> list[str]:
@@ -95,10 +99,4 @@ def load_head_set(
         if module_dtype is not None:
             head.head.to(module_dtype)  # the mixer stays float32: its softmax weights need it
         heads[head.name] = head
-    return HeadSet(
-        heads=heads,
-        failures=failures,
-        device=torch.device(device),
-        dtype=dtype,
-        module_dtype=module_dtype or torch.float32,
-    )
+    return HeadSet(heads=heads, failures=failures, device=torch.device(device), dtype=dtype)

@@ -65,6 +65,11 @@ class TaskHead(nn.Module):
         return self.manifest.kind
 
     @property
+    def layers_dtype(self) -> torch.dtype:
+        """The dtype the head's own layers compute in (the mixer stays float32)."""
+        return next(self.head.parameters()).dtype
+
+    @property
     def case_features(self) -> bool:
         """Whether the head's forward needs case ids (``heads/casing.py``) with the features."""
         return self.manifest.case_features

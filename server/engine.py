@@ -243,7 +243,7 @@ class Engine:
                     rows = [i for i, w in enumerate(windows) if name in states[w.text_index].tasks]
                     head = heads.heads[name]
                     self._collect_head(
-                        head, features[name].to(head_dtype(head)), mask, windows, rows, states
+                        head, features[name].to(head.layers_dtype), mask, windows, rows, states
                     )
         self._observe("heads", t0)
         return out.layers_run
@@ -315,7 +315,7 @@ class Engine:
                 continue
             sums = torch.stack([states[i].pooled[name][0] for i in asked])
             counts = torch.stack([states[i].pooled[name][1] for i in asked])
-            dtype = head_dtype(head)
+            dtype = head.layers_dtype
             with torch.inference_mode():
                 logits = head.head.classify(sums.to(dtype), counts.to(dtype))
             probs = torch.softmax(logits.float(), dim=-1)
@@ -341,11 +341,6 @@ class Engine:
         if st.main:
             answer[self.main_task] = st.main_output
         return answer
-
-
-def head_dtype(head: TaskHead) -> torch.dtype:
-    """The dtype a head's modules compute in (the server's head_dtype setting)."""
-    return next(head.head.parameters()).dtype
 
 
 def window_case_tensor(
