@@ -72,7 +72,7 @@ class _TextState:
     pooled: dict[str, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict)
     token_probs: dict[str, torch.Tensor] = field(default_factory=dict)
     main_output: Any = None
-    text: str = ""  # the original text: token heads with case features read its casing
+    text: str = ""  # the original text: entity spans and casing classes are read from it
 
 
 class Engine:
@@ -141,7 +141,6 @@ class Engine:
         heads = self.heads
         outcomes: list[AnalyzeResult | Exception | None] = [None] * len(requests)
         states: list[_TextState] = []
-        texts: list[str] = []
         t0 = time.perf_counter()
         encodings_all = encode_texts(
             self.backbone.tokenizer, [t for r in requests for t in r.texts]
@@ -159,7 +158,6 @@ class Engine:
             head_tasks = frozenset(t for t in tasks if t != self.main_task)
             for text, enc in zip(req.texts, encodings, strict=True):
                 states.append(_TextState(ri, head_tasks, main, enc, text=text))
-                texts.append(text)
         windows = self._windows(states)
         t0 = self._observe("tokenize", t0)
 
@@ -174,10 +172,7 @@ class Engine:
 
         t0 = time.perf_counter()
         classified = self._classify(states, heads)
-        answers = [
-            self._answer(text, st, heads, classified[i])
-            for i, (text, st) in enumerate(zip(texts, states, strict=True))
-        ]
+        answers = [self._answer(st, heads, classified[i]) for i, st in enumerate(states)]
         self._observe("postprocess", t0)
 
         tokens_by_request = [0] * len(requests)
@@ -282,11 +277,12 @@ class Engine:
                 s, c = sums[j].float().cpu(), counts[j].float().cpu()
                 st.pooled[head.name] = (s, c) if prev is None else (prev[0] + s, prev[1] + c)
             return
-        if head.case_features:
-            case = window_case_tensor(windows, rows, states, m.shape[1], f.device)
-            logits = head.head(f, m, case)
-        else:
-            logits = head.head(f, m)
+        case = (
+            window_case_tensor(windows, rows, states, m.shape[1], f.device)
+            if head.case_features
+            else None
+        )
+        logits = head.head(f, m, case)
         probs = torch.softmax(logits.float(), dim=-1).cpu()
         for j, row in enumerate(rows):
             w = windows[row]
@@ -324,7 +320,7 @@ class Engine:
         return out
 
     def _answer(
-        self, text: str, st: _TextState, heads: HeadSet, classified: dict[str, dict[str, Any]]
+        self, st: _TextState, heads: HeadSet, classified: dict[str, dict[str, Any]]
     ) -> dict[str, Any]:
         answer: dict[str, Any] = {}
         for name in sorted(st.tasks):
@@ -336,8 +332,9 @@ class Engine:
             best = table.argmax(dim=-1).tolist() if len(table) else []
             scores = table.max(dim=-1).values.tolist() if len(table) else []
             tags = [head.labels[i] for i in best]
-            words = words_from_tokens(text, st.encoding.offsets, st.encoding.word_ids, tags, scores)
-            answer[name] = decode_entities(text, words)
+            enc = st.encoding
+            words = words_from_tokens(st.text, enc.offsets, enc.word_ids, tags, scores)
+            answer[name] = decode_entities(st.text, words)
         if st.main:
             answer[self.main_task] = st.main_output
         return answer

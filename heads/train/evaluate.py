@@ -34,11 +34,8 @@ def head_logits(head: TaskHead, batch: Batch) -> torch.Tensor:
         total = sums.new_zeros(n, sums.shape[1]).index_add_(0, batch.group, sums)
         count = counts.new_zeros(n, 1).index_add_(0, batch.group, counts)
         return head.head.classify(total, count)  # type: ignore[union-attr,operator]
-    if head.case_features:
-        if batch.case_ids is None:
-            raise ValueError("head has case features but the batch has no case ids")
-        return head.head(features, batch.mask, batch.case_ids)
-    return head.head(features, batch.mask)
+    # the head itself refuses missing (or unexpected) case ids with a clear error
+    return head.head(features, batch.mask, batch.case_ids)
 
 
 def score(
