@@ -79,7 +79,7 @@ def add_common_arguments(parser: argparse.ArgumentParser, repeats: int = 5) -> N
         default="same",
         choices=["same", *sorted(DTYPES)],
         help="Heads' compute dtype (accumulator projections and head layers); same = the "
-        "accumulator in the backbone dtype with float32 head layers (the server's auto off AMX).",
+        "accumulator in the backbone dtype with float32 head layers (the server's auto).",
     )
     parser.add_argument("--out", type=Path, default=RESULTS_DIR, help="Results folder.")
     parser.add_argument(

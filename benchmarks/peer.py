@@ -215,6 +215,7 @@ def measure(ctx: common.BenchContext, args: argparse.Namespace) -> dict[str, Any
                 print(f"round {r} {name}: {got['requests_per_s']:.1f} req/s", flush=True)
         breakdown = server_breakdown(f"http://127.0.0.1:{ports['sidetask']}/metrics")
     payload = _summarise(rounds, heads, args, model_dir, len(texts))
+    payload["sidetask_head_dtype"] = common.server_head_dtype(ctx)
     payload["sidetask_server_breakdown"] = breakdown
     return payload
 
@@ -266,7 +267,6 @@ def _summarise(
     return {
         "model": model_dir,
         "heads": heads,
-        "sidetask_head_dtype": "auto" if args.head_dtype == "same" else args.head_dtype,
         "load": {
             "concurrency": args.concurrency,
             "seconds_per_round": args.seconds,

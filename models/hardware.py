@@ -1,4 +1,5 @@
-"""What the CPU can do fast: decides the dtype the heads compute in by default."""
+"""What the CPU can do fast: recorded with benchmark results, since bfloat16 speed on CPU
+depends on it (the server does not switch dtypes on it: docs/server.md#head-dtype)."""
 
 from __future__ import annotations
 

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import torch
 
 from models.backbone import Backbone
-from models.hardware import cpu_has_amx_bf16
 from server.engine import Engine, EngineConfig
 from server.loading import load_backbone, load_heads, resolve_head_dtype
 from server.settings import Settings
@@ -68,12 +65,3 @@ def test_auto_keeps_float32_head_layers_and_explicit_choices_win() -> None:
     assert resolve_head_dtype("auto") is None  # float32 layers, backbone-dtype accumulator
     assert resolve_head_dtype("float32") == torch.float32
     assert resolve_head_dtype("bfloat16") == torch.bfloat16
-
-
-def test_amx_is_read_from_the_cpu_flags(tmp_path: Path) -> None:
-    amx, avx = tmp_path / "amx", tmp_path / "avx"
-    amx.write_text("processor\t: 0\nflags\t\t: fpu avx512f amx_bf16 amx_tile\n")
-    avx.write_text("processor\t: 0\nflags\t\t: fpu avx512f avx512_bf16\n")
-    assert cpu_has_amx_bf16(str(amx)) is True
-    assert cpu_has_amx_bf16(str(avx)) is False
-    assert cpu_has_amx_bf16(str(tmp_path / "missing")) is False

@@ -1,0 +1,16 @@
+"""AMX detection, recorded with benchmark results (bfloat16 speed on CPU depends on it)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from models.hardware import cpu_has_amx_bf16
+
+
+def test_amx_is_read_from_the_cpu_flags(tmp_path: Path) -> None:
+    amx, avx = tmp_path / "amx", tmp_path / "avx"
+    amx.write_text("processor\t: 0\nflags\t\t: fpu avx512f amx_bf16 amx_tile\n")
+    avx.write_text("processor\t: 0\nflags\t\t: fpu avx512f avx512_bf16\n")
+    assert cpu_has_amx_bf16(str(amx)) is True
+    assert cpu_has_amx_bf16(str(avx)) is False
+    assert cpu_has_amx_bf16(str(tmp_path / "missing")) is False
