@@ -56,6 +56,14 @@ def add_train_parser(sub: Any) -> None:
         default=None,
         help="seeded random subset: one cap for every training file, or one per file",
     )
+    p.add_argument(
+        "--train-weights",
+        type=float,
+        nargs="+",
+        default=None,
+        help="loss weight of each training file's batches (one per file; default all 1): "
+        "rebalances files whose batches hold very different numbers of examples",
+    )
     p.add_argument("--metric", default=None, choices=["accuracy", "mcc", "f1"])
     p.add_argument("--overlap", type=int, default=64, help="window overlap (as the engine)")
     p.add_argument("--cache-dir", default="cache/features")

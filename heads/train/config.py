@@ -35,6 +35,7 @@ class TrainConfig:
     evals_per_epoch: int = 1
     seed: int = 0
     max_examples: list[int] | None = None  # per training file (one value: every file)
+    train_weights: list[float] | None = None  # loss weight per training file (default: all 1)
     metric: str | None = None  # accuracy | mcc | f1; default accuracy / f1 by kind
     overlap: int = 64
     cache_dir: str = "cache/features"

@@ -107,6 +107,19 @@ def lower_case_some(batch: Batch, p: float, seed: int) -> Batch:
     return replace(batch, case_ids=case)
 
 
+def file_weights(cfg: TrainConfig) -> list[float]:
+    """Loss weight per training file. Batches are capped by tokens, so a file of long texts
+    (IMDB reviews) gets many more optimiser steps per example than one of short sentences
+    (SST-2); a weight below 1 gives its steps a smaller say."""
+    if cfg.train_weights is None:
+        return [1.0] * len(cfg.train)
+    if len(cfg.train_weights) != len(cfg.train):
+        raise SystemExit("--train-weights takes one weight per training file")
+    if any(not w > 0 for w in cfg.train_weights):
+        raise SystemExit("--train-weights must be positive")
+    return [float(w) for w in cfg.train_weights]
+
+
 def batch_loss(head: TaskHead, batch: Any, cfg: TrainConfig) -> torch.Tensor:
     logits = head_logits(head, batch)
     if head.kind == "sequence":
@@ -167,6 +180,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     if len(caps) not in (1, len(cfg.train)):
         raise SystemExit("--max-examples takes one value or one per training file")
     caps = caps * len(cfg.train) if len(caps) == 1 else caps
+    weights = file_weights(cfg)
     train_sets = [
         read_examples(p, cfg.format, cap, cfg.seed) for p, cap in zip(cfg.train, caps, strict=True)
     ]
@@ -261,7 +275,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
                 )
             batch = batch.to(device)
             with amp:
-                loss = batch_loss(head, batch, cfg)
+                loss = batch_loss(head, batch, cfg) * weights[si]
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

@@ -231,3 +231,43 @@ def test_case_dropout_shows_some_windows_lower_cased() -> None:
     kept = (out == case).all(dim=1)
     assert bool((lowered | kept).all()) and 30 < int(lowered.sum()) < 90
     assert torch.equal(out, lower_case_some(batch, 0.3, seed=0).case_ids)  # reproducible
+
+
+def test_train_weights_decide_which_file_the_head_follows(
+    tmp_path: Path, tiny_roberta_dir: Path
+) -> None:
+    """Two files that disagree on every label: the head learns the one with the larger weight."""
+    truth = sentiment_file(tmp_path / "truth.jsonl")
+    rows = [json.loads(x) for x in truth.read_text().splitlines()]
+    flip = {"positive": "negative", "negative": "positive"}
+    flipped = tmp_path / "flipped.jsonl"
+    flipped.write_text("".join(json.dumps({**r, "label": flip[r["label"]]}) + "\n" for r in rows))
+    accuracy = {}
+    for name, weights in (("truth", [1.0, 0.02]), ("flipped", [0.02, 1.0])):
+        cfg = config(
+            tmp_path,
+            tiny_roberta_dir,
+            "sequence",
+            truth,
+            train=[str(truth), str(flipped)],
+            train_weights=weights,
+            out=str(tmp_path / name),
+            labels=["negative", "positive"],
+            slice_size=0,
+        )
+        train(cfg)
+        accuracy[name] = float(read_log(cfg.out)[-1]["dev"])  # type: ignore[arg-type]
+    assert accuracy["truth"] >= 0.8
+    assert accuracy["flipped"] <= 0.3
+
+
+@pytest.mark.parametrize("weights", [[1.0], [1.0, 0.0]])
+def test_train_weights_are_one_positive_weight_per_file(
+    tmp_path: Path, tiny_roberta_dir: Path, weights: list[float]
+) -> None:
+    data = sentiment_file(tmp_path / "toy.jsonl")
+    cfg = config(
+        tmp_path, tiny_roberta_dir, "sequence", data, train=[str(data)] * 2, train_weights=weights
+    )
+    with pytest.raises(SystemExit, match="--train-weights"):
+        train(cfg)
