@@ -1,17 +1,19 @@
 """bfloat16 on CPU: what it changes in the answers, and what it buys in throughput.
 
-Three configurations of the same engine, side by side in one run:
-``fp32`` (float32 backbone and heads: bit-reproducible), ``bf16-heads`` (float32 backbone,
-heads in bfloat16: the default on CPUs with AMX) and ``bf16`` (backbone and heads in
-bfloat16). For each, the shipped heads' dev metrics (through the engine, as `sidetask eval`
-scores them) and how many answers equal the float32 ones; then offline texts/s for
-{embedding} and {every head + embedding}, interleaved rounds, median [min-max].
+Four configurations of the same engine, side by side in one run:
+``fp32`` (float32 backbone, accumulator and heads: bit-reproducible), ``bf16-acc`` (only the
+accumulator's projection matmul in bfloat16: what ``auto`` gives on CPUs with bf16 dot
+products), ``bf16-heads`` (float32 backbone, accumulator and head layers in bfloat16) and
+``bf16`` (backbone and heads in bfloat16). For each, the shipped heads' dev metrics
+(through the engine, as `sidetask eval` scores them) and how many answers equal the float32
+ones; then offline texts/s for {embedding} and {every head + embedding}, interleaved rounds,
+median [min-max].
 
     python -m benchmarks.head_dtype                 # dev sets under ../shared/data
     sidetask bench head_dtype --limit 200 --repeats 5
 
-bfloat16 matmuls are fast only on CPUs with AMX (``amx_bf16`` in /proc/cpuinfo): the JSON
-records whether this machine has it.
+bfloat16 matmuls are fast only on CPUs with bf16 instructions (``avx512_bf16`` or
+``amx_bf16`` in /proc/cpuinfo): the JSON records which this machine has.
 """
 
 from __future__ import annotations
@@ -26,8 +28,13 @@ import torch
 from benchmarks import common
 from benchmarks.serve import texts as bench_texts
 
-CONFIGS = {"fp32": ("float32", "float32"), "bf16-heads": ("float32", "bfloat16")}
-CONFIGS["bf16"] = ("bfloat16", "bfloat16")
+#: name -> (backbone dtype, head_dtype, accumulator_dtype)
+CONFIGS = {
+    "fp32": ("float32", "float32", "float32"),
+    "bf16-acc": ("float32", "float32", "bfloat16"),
+    "bf16-heads": ("float32", "bfloat16", "bfloat16"),
+    "bf16": ("bfloat16", "bfloat16", "bfloat16"),
+}
 DEFAULT_DEV = "sentiment=sst2/dev.tsv,cola=cola/dev.tsv,ner=conll2003/dev.txt"
 TASK_SETS = ("embedding", "all")  # the main task alone; every head + the main task
 
@@ -52,13 +59,14 @@ def build_engines(args: argparse.Namespace, ctx: common.BenchContext) -> dict[st
     from server.settings import Settings
 
     engines = {}
-    for name, (dtype, head_dtype) in CONFIGS.items():
+    for name, (dtype, head_dtype, accumulator_dtype) in CONFIGS.items():
         settings = Settings(
             backbone=args.backbone,
             heads_dir=None if args.heads_dir is None else [args.heads_dir],
             device=str(ctx.device),
             dtype=dtype,  # type: ignore[arg-type]
             head_dtype=head_dtype,  # type: ignore[arg-type]
+            accumulator_dtype=accumulator_dtype,  # type: ignore[arg-type]
             kernel=ctx.kernel,  # type: ignore[arg-type]
             threads=ctx.threads,
         )
@@ -161,7 +169,7 @@ def plot(payload: dict[str, Any], ctx: common.BenchContext) -> Path:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from models.hardware import cpu_has_amx_bf16
+    from models.hardware import cpu_has_amx_bf16, cpu_has_fast_bf16
 
     args = parse_args(argv)
     ctx = common.setup(args)
@@ -169,8 +177,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     payload: dict[str, Any] = {
         "question": "bfloat16 heads / backbone on CPU: answers vs float32, and throughput",
         "backbone": args.backbone or "sentence-transformers/all-MiniLM-L6-v2",
-        "configs": {n: {"dtype": d, "head_dtype": h} for n, (d, h) in CONFIGS.items()},
+        "configs": {
+            n: {"dtype": d, "head_dtype": h, "accumulator_dtype": a}
+            for n, (d, h, a) in CONFIGS.items()
+        },
         "cpu_has_amx_bf16": cpu_has_amx_bf16(),
+        "cpu_has_fast_bf16": cpu_has_fast_bf16(),
         "batch": args.batch,
         "quality": quality(engines, args),
     }

@@ -41,8 +41,16 @@ class Settings(BaseSettings):
         "auto",
         description=(
             "Heads' compute dtype (accumulator weights and head layers; sums stay float32): "
-            "auto = float32 layers and an accumulator in the backbone dtype. bfloat16 is "
+            "auto = float32 layers, accumulator per accumulator_dtype. bfloat16 is "
             "faster for large batches on CPUs with AMX, slower for small ones."
+        ),
+    )
+    accumulator_dtype: Literal["auto", "float32", "float16", "bfloat16"] = Field(
+        "auto",
+        description=(
+            "dtype of the accumulator's projection matmul (GELU(Z) @ W; LayerNorm and sums "
+            "stay float32): auto = head_dtype when set, else bfloat16 for a float32 backbone "
+            "on a CPU with bf16 dot products (AVX512-BF16 or AMX), else the backbone dtype."
         ),
     )
     kernel: Literal["auto", "torch", "triton"] = Field(

@@ -9,9 +9,10 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-# Many tests compare answers across batchings to 1e-4: pin float32 heads whatever the
-# environment sets; bfloat16 heads have their own tests (test_head_dtype.py).
+# Many tests compare answers across batchings to 1e-4: pin float32 heads and accumulator
+# whatever the environment or the CPU; bfloat16 has its own tests (test_head_dtype.py).
 os.environ["SIDETASK_HEAD_DTYPE"] = "float32"
+os.environ["SIDETASK_ACCUMULATOR_DTYPE"] = "float32"
 
 import pytest
 import torch

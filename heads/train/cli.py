@@ -64,6 +64,14 @@ def add_train_parser(sub: Any) -> None:
         help="loss weight of each training file's batches (one per file; default all 1): "
         "rebalances files whose batches hold very different numbers of examples",
     )
+    p.add_argument(
+        "--class-weights",
+        nargs="+",
+        default=None,
+        metavar="W",
+        help="loss weight per label: 'balanced' (inverse frequency in the training data) or "
+        "one number per label in label order (default: unweighted)",
+    )
     p.add_argument("--metric", default=None, choices=["accuracy", "mcc", "f1"])
     p.add_argument("--overlap", type=int, default=64, help="window overlap (as the engine)")
     p.add_argument("--cache-dir", default="cache/features")

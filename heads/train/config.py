@@ -36,6 +36,7 @@ class TrainConfig:
     seed: int = 0
     max_examples: list[int] | None = None  # per training file (one value: every file)
     train_weights: list[float] | None = None  # loss weight per training file (default: all 1)
+    class_weights: list[str] | None = None  # "balanced" or one loss weight per label
     metric: str | None = None  # accuracy | mcc | f1; default accuracy / f1 by kind
     overlap: int = 64
     cache_dir: str = "cache/features"

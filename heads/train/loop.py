@@ -23,6 +23,7 @@ from heads.manifest import HeadManifest
 from heads.task_head import TaskHead, fingerprint_of
 from heads.train.batches import Batch, load_batch, plan, windows_by_text
 from heads.train.checkpoint import load_checkpoint, save_checkpoint
+from heads.train.class_weights import class_weights
 from heads.train.config import TrainConfig
 from heads.train.data import Example, example_kind, read_examples, token_labels
 from heads.train.evaluate import head_logits, predict_cached, score
@@ -120,13 +121,18 @@ def file_weights(cfg: TrainConfig) -> list[float]:
     return [float(w) for w in cfg.train_weights]
 
 
-def batch_loss(head: TaskHead, batch: Any, cfg: TrainConfig) -> torch.Tensor:
+def batch_loss(
+    head: TaskHead, batch: Any, cfg: TrainConfig, class_weight: torch.Tensor | None = None
+) -> torch.Tensor:
     logits = head_logits(head, batch)
     if head.kind == "sequence":
-        loss = F.cross_entropy(logits.float(), batch.labels)
+        loss = F.cross_entropy(logits.float(), batch.labels, weight=class_weight)
     else:
         loss = F.cross_entropy(
-            logits.float().flatten(0, 1), batch.labels.flatten(), ignore_index=IGNORE
+            logits.float().flatten(0, 1),
+            batch.labels.flatten(),
+            weight=class_weight,
+            ignore_index=IGNORE,
         )
     if cfg.entropy > 0 and head.mixer.mode == "adaptive":
         loss = loss + cfg.entropy * head.mixer.entropy()
@@ -191,6 +197,9 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     if cfg.case_dropout and not (cfg.case_features and 0 < cfg.case_dropout < 1):
         raise SystemExit("--case-dropout takes a share in (0, 1) and needs --case-features")
     labels = resolve_labels(cfg, [e for ex in train_sets for e in ex])
+    class_weight = class_weights(cfg.class_weights, [e for ex in train_sets for e in ex], labels)
+    if class_weight is not None:
+        class_weight = class_weight.to(device)
     started = time.perf_counter()
     splits = [
         build_cache(
@@ -275,7 +284,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
                 )
             batch = batch.to(device)
             with amp:
-                loss = batch_loss(head, batch, cfg) * weights[si]
+                loss = batch_loss(head, batch, cfg, class_weight) * weights[si]
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

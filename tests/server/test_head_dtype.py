@@ -1,4 +1,5 @@
-"""head_dtype=bfloat16: the heads compute in bf16 (fast on AMX CPUs) and answer like float32."""
+"""head_dtype / accumulator_dtype: bf16 computes faster on CPUs with bf16 instructions and
+answers like float32; auto picks bf16 only for the accumulator's projection, only where fast."""
 
 from __future__ import annotations
 
@@ -6,8 +7,14 @@ import pytest
 import torch
 
 from models.backbone import Backbone
+from server import loading
 from server.engine import Engine, EngineConfig
-from server.loading import load_backbone, load_heads, resolve_head_dtype
+from server.loading import (
+    load_backbone,
+    load_heads,
+    resolve_accumulator_dtype,
+    resolve_head_dtype,
+)
 from server.settings import Settings
 
 TEXTS = [
@@ -19,14 +26,17 @@ TEXTS = [
 ]
 
 
-def _answers(minilm: Backbone, head_dtype: str) -> list[dict[str, object]]:
-    heads = load_heads(Settings(head_dtype=head_dtype), minilm)  # type: ignore[arg-type]
+def _answers(
+    minilm: Backbone, head_dtype: str, accumulator_dtype: str = "auto"
+) -> list[dict[str, object]]:
+    settings = Settings(head_dtype=head_dtype, accumulator_dtype=accumulator_dtype)  # type: ignore[arg-type]
+    heads = load_heads(settings, minilm)
     engine = Engine(minilm, heads, EngineConfig(kernel="torch"))
     return engine.analyze(TEXTS).results
 
 
 def test_bf16_heads_keep_layers_in_bf16_and_layer_weights_in_float32(minilm: Backbone) -> None:
-    heads = load_heads(Settings(head_dtype="bfloat16"), minilm)
+    heads = load_heads(Settings(head_dtype="bfloat16", accumulator_dtype="auto"), minilm)
     assert heads.heads, "the shipped heads should load"
     for head in heads.heads.values():
         assert {p.dtype for p in head.head.parameters()} == {torch.bfloat16}
@@ -35,8 +45,14 @@ def test_bf16_heads_keep_layers_in_bf16_and_layer_weights_in_float32(minilm: Bac
     assert {layer.weight.dtype for layer in plan.layers.values()} == {torch.bfloat16}
 
 
-def test_bf16_heads_give_the_float32_answers(minilm: Backbone) -> None:
-    exact, fast = _answers(minilm, "float32"), _answers(minilm, "bfloat16")
+@pytest.mark.parametrize(
+    ("head_dtype", "accumulator_dtype"), [("bfloat16", "auto"), ("float32", "bfloat16")]
+)
+def test_bf16_heads_or_accumulator_give_the_float32_answers(
+    minilm: Backbone, head_dtype: str, accumulator_dtype: str
+) -> None:
+    exact = _answers(minilm, "float32", "float32")
+    fast = _answers(minilm, head_dtype, accumulator_dtype)
     for a, b in zip(exact, fast, strict=True):
         assert a.keys() == b.keys()
         for task in ("sentiment", "cola"):
@@ -65,3 +81,33 @@ def test_auto_keeps_float32_head_layers_and_explicit_choices_win() -> None:
     assert resolve_head_dtype("auto") is None  # float32 layers, backbone-dtype accumulator
     assert resolve_head_dtype("float32") == torch.float32
     assert resolve_head_dtype("bfloat16") == torch.bfloat16
+
+
+def test_bf16_accumulator_keeps_float32_head_layers(minilm: Backbone) -> None:
+    heads = load_heads(Settings(accumulator_dtype="bfloat16"), minilm)
+    for head in heads.heads.values():
+        assert {p.dtype for p in head.head.parameters()} == {torch.float32}
+    plan = heads.plan_for(heads.names)
+    assert {layer.weight.dtype for layer in plan.layers.values()} == {torch.bfloat16}
+
+
+@pytest.mark.parametrize(("fast", "expected"), [(True, torch.bfloat16), (False, torch.float32)])
+def test_auto_accumulator_is_bf16_only_on_cpus_with_fast_bf16(
+    minilm: Backbone, monkeypatch: pytest.MonkeyPatch, fast: bool, expected: torch.dtype
+) -> None:
+    monkeypatch.setattr(loading, "cpu_has_fast_bf16", lambda: fast)
+    # (the suite pins both to float32 in the environment: auto is passed explicitly here)
+    auto = Settings(head_dtype="auto", accumulator_dtype="auto")
+    assert resolve_accumulator_dtype(auto, minilm) == expected
+    # an explicit head_dtype or accumulator_dtype wins over the CPU
+    pinned = Settings(head_dtype="float32", accumulator_dtype="auto")
+    assert resolve_accumulator_dtype(pinned, minilm) == torch.float32
+    acc = Settings(accumulator_dtype="float32")
+    assert resolve_accumulator_dtype(acc, minilm) == torch.float32
+    acc = Settings(head_dtype="float32", accumulator_dtype="bfloat16")
+    assert resolve_accumulator_dtype(acc, minilm) == torch.bfloat16
+
+
+def test_float16_accumulator_on_cpu_is_refused(minilm: Backbone) -> None:
+    with pytest.raises(ValueError, match="bfloat16"):
+        resolve_accumulator_dtype(Settings(accumulator_dtype="float16"), minilm)

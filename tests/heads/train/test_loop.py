@@ -271,3 +271,33 @@ def test_train_weights_are_one_positive_weight_per_file(
     )
     with pytest.raises(SystemExit, match="--train-weights"):
         train(cfg)
+
+
+def test_class_weights_tip_contradictory_labels_to_the_heavier_class(
+    tmp_path: Path, tiny_roberta_dir: Path
+) -> None:
+    """Every text appears once per label: only the class weights can decide the prediction."""
+    both = tmp_path / "both.jsonl"
+    rows = [{"text": t, "label": lab} for t in POS + NEG for lab in ("negative", "positive")]
+    both.write_text("".join(json.dumps(r) + "\n" for r in rows * 2))
+    all_positive = tmp_path / "positive.jsonl"
+    all_positive.write_text(
+        "".join(json.dumps({"text": t, "label": "positive"}) + "\n" for t in POS + NEG)
+    )
+    accuracy = {}
+    for name, weights in (("pos", ["0.05", "1"]), ("neg", ["1", "0.05"])):
+        cfg = config(
+            tmp_path,
+            tiny_roberta_dir,
+            "sequence",
+            both,
+            dev=[str(all_positive)],
+            class_weights=weights,
+            out=str(tmp_path / name),
+            labels=["negative", "positive"],
+            slice_size=0,
+        )
+        train(cfg)
+        accuracy[name] = float(read_log(cfg.out)[-1]["dev"])  # type: ignore[arg-type]
+    assert accuracy["pos"] >= 0.9
+    assert accuracy["neg"] <= 0.1
