@@ -43,6 +43,8 @@ class HeadManifest(BaseModel):
     num_attention_heads: int = Field(default=4, gt=0)
     ff_dim: int = Field(default=2048, gt=0)
     dropout: float = Field(default=0.1, ge=0, lt=1)
+    # Sequence heads only: how attended token features become one vector per text.
+    pooling: Literal["mean", "max"] = "mean"
     # Token heads only: add a learned embedding of each token's casing class (heads/casing.py).
     case_features: bool = False
     backbone: BackboneFingerprint
@@ -54,4 +56,6 @@ class HeadManifest(BaseModel):
     def _case_features_need_tokens(self) -> HeadManifest:
         if self.case_features and self.kind != "token":
             raise ValueError("case_features is for token heads only")
+        if self.pooling != "mean" and self.kind != "sequence":
+            raise ValueError("pooling is for sequence heads only")
         return self

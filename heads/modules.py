@@ -8,12 +8,28 @@ from torch import nn
 
 from heads.casing import NUM_CASE_CLASSES
 
+POOLINGS = ("mean", "max")
+
 
 class SequenceClassificationHead(nn.Module):
-    """One self-attention layer over F_t (padding masked), masked mean pool, linear."""
+    """One self-attention layer over F_t (padding masked), masked mean (or max) pool, linear.
 
-    def __init__(self, k: int, num_labels: int, num_heads: int = 4, dropout: float = 0.1) -> None:
+    ``pooling="max"`` takes each feature's largest value over the tokens: a judgement that
+    hinges on one spot of the text (a grammatical slip, for CoLA) is not averaged away.
+    """
+
+    def __init__(
+        self,
+        k: int,
+        num_labels: int,
+        num_heads: int = 4,
+        dropout: float = 0.1,
+        pooling: str = "mean",
+    ) -> None:
         super().__init__()
+        if pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
+        self.pooling = pooling
         self.attention = nn.MultiheadAttention(k, num_heads, dropout=dropout, batch_first=True)
         self.dropout = nn.Dropout(dropout)
         self.classifier = nn.Linear(k, num_labels)
@@ -21,13 +37,37 @@ class SequenceClassificationHead(nn.Module):
     def pooled_sums(
         self, features: torch.Tensor, mask: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Per window: the sum of attended token features and the token count.
+        """Per window: the pooled attended features and the token count.
 
-        Sums (not means) so that windows of one long text pool into one token-weighted mean.
+        Mean pooling gives sums (not means), so that the windows of one long text combine
+        (:meth:`combine`) into one token-weighted mean; max pooling gives the window's maxima.
         """
         attended = self._self_attention(features, mask)
         keep = mask.unsqueeze(-1).to(attended.dtype)
+        if self.pooling == "max":
+            lowest = torch.finfo(attended.dtype).min
+            return attended.masked_fill(keep == 0, lowest).amax(dim=1), keep.sum(dim=1)
         return (attended * keep).sum(dim=1), keep.sum(dim=1)
+
+    def combine(
+        self, a: tuple[torch.Tensor, torch.Tensor], b: tuple[torch.Tensor, torch.Tensor]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Two windows' :meth:`pooled_sums` of one text as if they were one window."""
+        pooled = torch.maximum(a[0], b[0]) if self.pooling == "max" else a[0] + b[0]
+        return pooled, a[1] + b[1]
+
+    def combine_windows(
+        self, pooled: torch.Tensor, counts: torch.Tensor, group: torch.Tensor, num_texts: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Every window's pooled features folded into its text's (``group``: text per window)."""
+        count = counts.new_zeros(num_texts, 1).index_add_(0, group, counts)
+        if self.pooling == "max":
+            index = group[:, None].expand_as(pooled)
+            total = pooled.new_zeros(num_texts, pooled.shape[1])
+            total = total.scatter_reduce(0, index, pooled, "amax", include_self=False)
+        else:
+            total = pooled.new_zeros(num_texts, pooled.shape[1]).index_add_(0, group, pooled)
+        return total, count
 
     def _self_attention(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """``self.attention`` computed with scaled_dot_product_attention.
@@ -55,7 +95,8 @@ class SequenceClassificationHead(nn.Module):
         return mha.out_proj(out)
 
     def classify(self, sums: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
-        return self.classifier(self.dropout(sums / counts.clamp_min(1.0)))
+        pooled = sums if self.pooling == "max" else sums / counts.clamp_min(1.0)
+        return self.classifier(self.dropout(pooled))
 
     def forward(self, features: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         sums, counts = self.pooled_sums(features, mask)

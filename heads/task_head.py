@@ -44,7 +44,11 @@ class TaskHead(nn.Module):
         self.head: SequenceClassificationHead | TokenClassificationHead
         if manifest.kind == "sequence":
             self.head = SequenceClassificationHead(
-                manifest.k, len(manifest.labels), manifest.num_attention_heads, manifest.dropout
+                manifest.k,
+                len(manifest.labels),
+                manifest.num_attention_heads,
+                manifest.dropout,
+                manifest.pooling,
             )
         else:
             self.head = TokenClassificationHead(

@@ -275,7 +275,7 @@ class Engine:
                 st = states[windows[row].text_index]
                 prev = st.pooled.get(head.name)
                 s, c = sums[j].float().cpu(), counts[j].float().cpu()
-                st.pooled[head.name] = (s, c) if prev is None else (prev[0] + s, prev[1] + c)
+                st.pooled[head.name] = (s, c) if prev is None else head.head.combine(prev, (s, c))
             return
         case = (
             window_case_tensor(windows, rows, states, m.shape[1], f.device)

@@ -31,6 +31,12 @@ def add_train_parser(sub: Any) -> None:
     p.add_argument("--ff-dim", type=int, default=2048, help="token head feed-forward size")
     p.add_argument("--dropout", type=float, default=0.1)
     p.add_argument(
+        "--pooling",
+        default="mean",
+        choices=["mean", "max"],
+        help="sequence heads: mean or max of the attended token features over the text",
+    )
+    p.add_argument(
         "--case-features",
         action=argparse.BooleanOptionalAction,
         default=False,

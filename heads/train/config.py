@@ -25,6 +25,7 @@ class TrainConfig:
     num_attention_heads: int = 4
     ff_dim: int = 2048
     dropout: float = 0.1
+    pooling: str = "mean"  # sequence heads: mean | max over the attended tokens
     case_features: bool = False  # token heads: learned embedding of each token's casing class
     case_dropout: float = 0.0  # share of training windows shown with lower-cased case ids
     lr: float = 1e-3

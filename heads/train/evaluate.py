@@ -30,9 +30,7 @@ def head_logits(head: TaskHead, batch: Batch) -> torch.Tensor:
     features = head.mixer(batch.activated)
     if head.kind == "sequence":
         sums, counts = head.head.pooled_sums(features, batch.mask)  # type: ignore[union-attr,operator]
-        n = batch.num_texts
-        total = sums.new_zeros(n, sums.shape[1]).index_add_(0, batch.group, sums)
-        count = counts.new_zeros(n, 1).index_add_(0, batch.group, counts)
+        total, count = head.head.combine_windows(sums, counts, batch.group, batch.num_texts)  # type: ignore[union-attr,operator]
         return head.head.classify(total, count)  # type: ignore[union-attr,operator]
     # the head itself refuses missing (or unexpected) case ids with a clear error
     return head.head(features, batch.mask, batch.case_ids)

@@ -88,6 +88,7 @@ def new_head(cfg: TrainConfig, backbone: Backbone, labels: list[str]) -> TaskHea
         num_attention_heads=cfg.num_attention_heads,
         ff_dim=cfg.ff_dim,
         dropout=cfg.dropout,
+        pooling=cfg.pooling,  # type: ignore[arg-type]
         case_features=cfg.case_features,
         backbone=fingerprint_of(info),
         description=cfg.description,
@@ -192,6 +193,8 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     ]
     if any(example_kind(ex) != cfg.kind for ex in train_sets):
         raise SystemExit(f"--kind {cfg.kind} does not match the training data")
+    if cfg.pooling != "mean" and cfg.kind != "sequence":
+        raise SystemExit("--pooling is for sequence heads (--kind sequence) only")
     if cfg.case_features and cfg.kind != "token":
         raise SystemExit("--case-features is for token heads (--kind token) only")
     if cfg.case_dropout and not (cfg.case_features and 0 < cfg.case_dropout < 1):

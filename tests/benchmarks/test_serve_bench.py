@@ -44,3 +44,18 @@ def test_serve_benchmark_measures_every_point(
         assert row["server_over_offline"] == pytest.approx(
             row["server_best_texts_per_s"] / row["offline_best_texts_per_s"]
         )
+
+
+def test_rate_counts_only_the_steady_part_of_the_window() -> None:
+    from benchmarks.live_server import Outcome
+    from benchmarks.serve import in_window_rate
+
+    # one answer every 0.1 s from t=0.5 s (the first batch) to t=3.9 s; one straggler after 4 s
+    outcomes = [Outcome(0.0, 200, 0.5 + 0.1 * i) for i in range(35)]
+    outcomes += [Outcome(3.0, 200, 1.5), Outcome(1.0, 429, 0.01)]
+    assert in_window_rate(outcomes, 4.0) == 35 / 4.0
+    assert (
+        in_window_rate(outcomes, 4.0, ramp_up=1.0)
+        == sum(1 for i in range(35) if 0.5 + 0.1 * i > 1.0) / 3.0
+    )
+    assert in_window_rate(outcomes, 4.0, ramp_up=9.0) == in_window_rate(outcomes, 4.0, 2.0)

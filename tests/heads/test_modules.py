@@ -59,3 +59,34 @@ def test_training_mode_uses_dropout_and_eval_is_deterministic() -> None:
     assert not torch.equal(head(x, mask), head(x, mask))
     head.eval()
     assert torch.equal(head(x, mask), head(x, mask))
+
+
+@pytest.mark.parametrize("pooling", ["mean", "max"])
+def test_windows_of_one_text_pool_like_the_whole_text(pooling: str) -> None:
+    """A long text's windows, combined, give the pooled vector of all its tokens at once
+    (here with the attention outputs as given: windows only split the pooling)."""
+    torch.manual_seed(0)
+    head = SequenceClassificationHead(8, 2, num_heads=2, pooling=pooling).eval()
+    head._self_attention = lambda x, mask: x  # type: ignore[method-assign]
+    tokens = torch.randn(1, 11, 8)
+    whole = head.pooled_sums(tokens, torch.ones(1, 11))
+    # two padded windows (7 + 4 real tokens), padding holding large values that must not count
+    windows = torch.full((2, 7, 8), 50.0)
+    windows[0], windows[1, :4] = tokens[0, :7], tokens[0, 7:]
+    mask = torch.zeros(2, 7)
+    mask[0], mask[1, :4] = 1, 1
+    pooled, counts = head.pooled_sums(windows, mask)
+    combined = head.combine((pooled[:1], counts[:1]), (pooled[1:], counts[1:]))
+    folded = head.combine_windows(pooled, counts, torch.tensor([0, 0]), 1)
+    for got in (combined, folded):
+        torch.testing.assert_close(got[0], whole[0])
+        torch.testing.assert_close(got[1], whole[1])
+    expected = tokens[0].amax(0) if pooling == "max" else tokens[0].mean(0)
+    torch.testing.assert_close(
+        head.classify(*folded), head.classifier(expected[None]), rtol=1e-5, atol=1e-5
+    )
+
+
+def test_unknown_pooling_is_refused() -> None:
+    with pytest.raises(ValueError, match="pooling"):
+        SequenceClassificationHead(8, 2, pooling="median")

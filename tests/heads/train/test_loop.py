@@ -69,11 +69,19 @@ def read_log(out: str) -> list[dict[str, object]]:
     return [json.loads(x) for x in (Path(out) / LOG_FILE).read_text().splitlines()]
 
 
+@pytest.mark.parametrize("pooling", ["mean", "max"])
 def test_sequence_training_lowers_loss_and_engine_agrees(
-    tmp_path: Path, tiny_roberta_dir: Path, tiny_roberta: Backbone
+    tmp_path: Path, tiny_roberta_dir: Path, tiny_roberta: Backbone, pooling: str
 ) -> None:
     data = sentiment_file(tmp_path / "toy.jsonl")
-    cfg = config(tmp_path, tiny_roberta_dir, "sequence", data, labels=["negative", "positive"])
+    cfg = config(
+        tmp_path,
+        tiny_roberta_dir,
+        "sequence",
+        data,
+        labels=["negative", "positive"],
+        pooling=pooling,
+    )
     best = train(cfg)
     log = read_log(cfg.out)
     assert log[-1]["train_loss"] < log[0]["train_loss"]
@@ -81,6 +89,7 @@ def test_sequence_training_lowers_loss_and_engine_agrees(
     assert (out / "layer_weights.png").is_file() and (out / "learning_curves.png").is_file()
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["training"]["parameters"] > 0
+    assert manifest["pooling"] == pooling
     # The metric recorded from cached states is what the engine path gives on reload.
     engine = evaluate_head(out, read_examples(data), tiny_roberta)
     name = dataset_name(str(data))
