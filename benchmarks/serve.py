@@ -223,6 +223,11 @@ def served(
     return out
 
 
+def steady_ramp_up(ramp_up: float, seconds: float) -> float:
+    """The ramp-up actually skipped: never negative, at most half the window."""
+    return min(max(ramp_up, 0.0), seconds / 2)
+
+
 def in_window_rate(outcomes: Sequence[Any], seconds: float, ramp_up: float = 0.0) -> float:
     """Answers (200) completed inside the load window after its first ``ramp_up`` seconds,
     per second of that steady part.
@@ -232,7 +237,7 @@ def in_window_rate(outcomes: Sequence[Any], seconds: float, ramp_up: float = 0.0
     batch's latency, during which nothing can complete yet (the offline engine is timed in
     steady state too).
     """
-    ramp_up = min(max(ramp_up, 0.0), seconds / 2)
+    ramp_up = steady_ramp_up(ramp_up, seconds)
     done = sum(1 for o in outcomes if o.status == 200 and ramp_up < o.sent + o.latency <= seconds)
     return done / (seconds - ramp_up)
 
@@ -337,7 +342,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "client": args.client,
         "head_dtype": common.server_head_dtype(ctx),
         "seconds_per_point": args.seconds,
-        "ramp_up_seconds": min(args.ramp_up, args.seconds / 2),
+        "ramp_up_seconds": steady_ramp_up(args.ramp_up, args.seconds),
         "server_ready_s": ready_s,
         "server_exit_code": exit_code,
         "head_dtypes_resolved": {

@@ -199,8 +199,9 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         raise SystemExit("--case-features is for token heads (--kind token) only")
     if cfg.case_dropout and not (cfg.case_features and 0 < cfg.case_dropout < 1):
         raise SystemExit("--case-dropout takes a share in (0, 1) and needs --case-features")
-    labels = resolve_labels(cfg, [e for ex in train_sets for e in ex])
-    class_weight = class_weights(cfg.class_weights, [e for ex in train_sets for e in ex], labels)
+    all_examples = [e for ex in train_sets for e in ex]
+    labels = resolve_labels(cfg, all_examples)
+    class_weight = class_weights(cfg.class_weights, all_examples, labels)
     if class_weight is not None:
         class_weight = class_weight.to(device)
     started = time.perf_counter()

@@ -69,6 +69,24 @@ def read_log(out: str) -> list[dict[str, object]]:
     return [json.loads(x) for x in (Path(out) / LOG_FILE).read_text().splitlines()]
 
 
+def final_dev_accuracy(
+    tmp_path: Path, backbone_dir: Path, data: Path, name: str, **kw: object
+) -> float:
+    """Train a negative/positive sequence head into ``tmp_path/name``; its last dev accuracy."""
+    cfg = config(
+        tmp_path,
+        backbone_dir,
+        "sequence",
+        data,
+        out=str(tmp_path / name),
+        labels=["negative", "positive"],
+        slice_size=0,
+        **kw,
+    )
+    train(cfg)
+    return float(read_log(cfg.out)[-1]["dev"])  # type: ignore[arg-type]
+
+
 @pytest.mark.parametrize("pooling", ["mean", "max"])
 def test_sequence_training_lowers_loss_and_engine_agrees(
     tmp_path: Path, tiny_roberta_dir: Path, tiny_roberta: Backbone, pooling: str
@@ -253,19 +271,14 @@ def test_train_weights_decide_which_file_the_head_follows(
     flipped.write_text("".join(json.dumps({**r, "label": flip[r["label"]]}) + "\n" for r in rows))
     accuracy = {}
     for name, weights in (("truth", [1.0, 0.02]), ("flipped", [0.02, 1.0])):
-        cfg = config(
+        accuracy[name] = final_dev_accuracy(
             tmp_path,
             tiny_roberta_dir,
-            "sequence",
             truth,
+            name,
             train=[str(truth), str(flipped)],
             train_weights=weights,
-            out=str(tmp_path / name),
-            labels=["negative", "positive"],
-            slice_size=0,
         )
-        train(cfg)
-        accuracy[name] = float(read_log(cfg.out)[-1]["dev"])  # type: ignore[arg-type]
     assert accuracy["truth"] >= 0.8
     assert accuracy["flipped"] <= 0.3
 
@@ -295,18 +308,13 @@ def test_class_weights_tip_contradictory_labels_to_the_heavier_class(
     )
     accuracy = {}
     for name, weights in (("pos", ["0.05", "1"]), ("neg", ["1", "0.05"])):
-        cfg = config(
+        accuracy[name] = final_dev_accuracy(
             tmp_path,
             tiny_roberta_dir,
-            "sequence",
             both,
+            name,
             dev=[str(all_positive)],
             class_weights=weights,
-            out=str(tmp_path / name),
-            labels=["negative", "positive"],
-            slice_size=0,
         )
-        train(cfg)
-        accuracy[name] = float(read_log(cfg.out)[-1]["dev"])  # type: ignore[arg-type]
     assert accuracy["pos"] >= 0.9
     assert accuracy["neg"] <= 0.1
