@@ -45,6 +45,9 @@ class HeadManifest(BaseModel):
     dropout: float = Field(default=0.1, ge=0, lt=1)
     # Sequence heads only: how attended token features become one vector per text.
     pooling: Literal["mean", "max"] = "mean"
+    # Sequence heads only: the layer over F_t before pooling, one self-attention layer (the
+    # method's) or a pre-norm transformer encoder layer with a feed-forward of ff_dim.
+    block: Literal["attention", "encoder"] = "attention"
     # Token heads only: add a learned embedding of each token's casing class (heads/casing.py).
     case_features: bool = False
     backbone: BackboneFingerprint
@@ -58,4 +61,6 @@ class HeadManifest(BaseModel):
             raise ValueError("case_features is for token heads only")
         if self.pooling != "mean" and self.kind != "sequence":
             raise ValueError("pooling is for sequence heads only")
+        if self.block != "attention" and self.kind != "sequence":
+            raise ValueError("block is for sequence heads only (token heads are encoders)")
         return self

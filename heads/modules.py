@@ -9,6 +9,7 @@ from torch import nn
 from heads.casing import NUM_CASE_CLASSES
 
 POOLINGS = ("mean", "max")
+BLOCKS = ("attention", "encoder")
 
 
 class SequenceClassificationHead(nn.Module):
@@ -16,6 +17,10 @@ class SequenceClassificationHead(nn.Module):
 
     ``pooling="max"`` takes each feature's largest value over the tokens: a judgement that
     hinges on one spot of the text (a grammatical slip, for CoLA) is not averaged away.
+    ``block="encoder"`` adds what the token head has around the attention: pre-norm
+    LayerNorms and a GELU feed-forward of ``ff_dim``, so the features are transformed
+    non-linearly per token before pooling (attention, mean and linear alone are close to a
+    linear probe of F_t).
     """
 
     def __init__(
@@ -25,12 +30,27 @@ class SequenceClassificationHead(nn.Module):
         num_heads: int = 4,
         dropout: float = 0.1,
         pooling: str = "mean",
+        block: str = "attention",
+        ff_dim: int = 2048,
     ) -> None:
         super().__init__()
         if pooling not in POOLINGS:
             raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
+        if block not in BLOCKS:
+            raise ValueError(f"block must be one of {BLOCKS}, got {block!r}")
         self.pooling = pooling
         self.attention = nn.MultiheadAttention(k, num_heads, dropout=dropout, batch_first=True)
+        self.feed_forward: nn.Module | None = None
+        if block == "encoder":
+            self.norm_attention = nn.LayerNorm(k)
+            self.norm_feed_forward = nn.LayerNorm(k)
+            self.feed_forward = nn.Sequential(
+                nn.Linear(k, ff_dim),
+                nn.GELU(),
+                nn.Dropout(dropout),
+                nn.Linear(ff_dim, k),
+                nn.Dropout(dropout),
+            )
         self.dropout = nn.Dropout(dropout)
         self.classifier = nn.Linear(k, num_labels)
 
@@ -42,7 +62,7 @@ class SequenceClassificationHead(nn.Module):
         Mean pooling gives sums (not means), so that the windows of one long text combine
         (:meth:`combine`) into one token-weighted mean; max pooling gives the window's maxima.
         """
-        attended = self._self_attention(features, mask)
+        attended = self._encode(features, mask)
         keep = mask.unsqueeze(-1).to(attended.dtype)
         if self.pooling == "max":
             lowest = torch.finfo(attended.dtype).min
@@ -68,6 +88,13 @@ class SequenceClassificationHead(nn.Module):
         else:
             total = pooled.new_zeros(num_texts, pooled.shape[1]).index_add_(0, group, pooled)
         return total, count
+
+    def _encode(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """The block over F_t: attention alone, or a pre-norm encoder layer."""
+        if self.feed_forward is None:
+            return self._self_attention(x, mask)
+        x = x + self.dropout(self._self_attention(self.norm_attention(x), mask))
+        return x + self.feed_forward(self.norm_feed_forward(x))
 
     def _self_attention(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """``self.attention`` computed with scaled_dot_product_attention.

@@ -49,6 +49,8 @@ class TaskHead(nn.Module):
                 manifest.num_attention_heads,
                 manifest.dropout,
                 manifest.pooling,
+                manifest.block,
+                manifest.ff_dim,
             )
         else:
             self.head = TokenClassificationHead(

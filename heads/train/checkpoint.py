@@ -8,6 +8,7 @@ from typing import Any
 
 import torch
 from safetensors.torch import load_file, save_file
+from torch.optim.swa_utils import AveragedModel
 
 from heads.task_head import TaskHead
 
@@ -20,11 +21,16 @@ def save_checkpoint(
     optimizer: torch.optim.Optimizer,
     scheduler: torch.optim.lr_scheduler.ReduceLROnPlateau,
     progress: dict[str, Any],
+    averaged: AveragedModel | None = None,
 ) -> None:
-    """Model, optimizer moments, scheduler and loop counters after an evaluation."""
+    """Model, optimizer moments, scheduler, weight average and loop counters after an evaluation."""
     folder = Path(folder) / STATE_DIR
     folder.mkdir(parents=True, exist_ok=True)
     tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in head.state_dict().items()}
+    if averaged is not None:
+        tensors |= {
+            f"ema.{k}": v.detach().cpu().contiguous() for k, v in averaged.state_dict().items()
+        }
     opt = optimizer.state_dict()
     for pid, state in opt["state"].items():
         for name, value in state.items():
@@ -49,6 +55,7 @@ def load_checkpoint(
     head: TaskHead,
     optimizer: torch.optim.Optimizer,
     scheduler: torch.optim.lr_scheduler.ReduceLROnPlateau,
+    averaged: AveragedModel | None = None,
 ) -> dict[str, Any] | None:
     """Restore what :func:`save_checkpoint` wrote; None when there is no checkpoint."""
     folder = Path(folder) / STATE_DIR
@@ -59,6 +66,11 @@ def load_checkpoint(
     head.load_state_dict(
         {k.removeprefix("model."): v for k, v in tensors.items() if k.startswith("model.")}
     )
+    if averaged is not None:
+        ema = {k.removeprefix("ema."): v for k, v in tensors.items() if k.startswith("ema.")}
+        if not ema:
+            raise SystemExit(f"{folder} holds no weight average: resume without --ema")
+        averaged.load_state_dict(ema)
     state: dict[int, dict[str, Any]] = {}
     for key, value in tensors.items():
         if key.startswith("optim."):

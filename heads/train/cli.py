@@ -28,13 +28,25 @@ def add_train_parser(sub: Any) -> None:
     p.add_argument("--entropy", type=float, default=0.0, help="lambda: weight of H(w_t)")
     p.add_argument("--positions", action=argparse.BooleanOptionalAction, default=False)
     p.add_argument("--mixing", default="adaptive", choices=["adaptive", "last", "uniform"])
-    p.add_argument("--ff-dim", type=int, default=2048, help="token head feed-forward size")
+    p.add_argument(
+        "--ff-dim",
+        type=int,
+        default=2048,
+        help="feed-forward size of token heads and of --block encoder sequence heads",
+    )
     p.add_argument("--dropout", type=float, default=0.1)
     p.add_argument(
         "--pooling",
         default="mean",
         choices=["mean", "max"],
         help="sequence heads: mean or max of the attended token features over the text",
+    )
+    p.add_argument(
+        "--block",
+        default="attention",
+        choices=["attention", "encoder"],
+        help="sequence heads: the layer over F_t before pooling, one self-attention layer (the "
+        "method's) or a pre-norm transformer encoder layer with a --ff-dim feed-forward",
     )
     p.add_argument(
         "--case-features",
@@ -50,6 +62,14 @@ def add_train_parser(sub: Any) -> None:
     )
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--weight-decay", type=float, default=0.01)
+    p.add_argument(
+        "--ema",
+        type=float,
+        default=0.0,
+        metavar="DECAY",
+        help="evaluate, keep and ship an exponential moving average of the weights with this "
+        "decay per step, e.g. 0.99 (default 0: the weights themselves)",
+    )
     p.add_argument("--batch-tokens", type=int, default=4096, help="padded tokens per batch")
     p.add_argument("--epochs", type=int, default=5)
     p.add_argument("--patience", type=int, default=2, help="evaluations without improvement")

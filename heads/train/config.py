@@ -26,10 +26,12 @@ class TrainConfig:
     ff_dim: int = 2048
     dropout: float = 0.1
     pooling: str = "mean"  # sequence heads: mean | max over the attended tokens
+    block: str = "attention"  # sequence heads: attention | encoder (with feed-forward ff_dim)
     case_features: bool = False  # token heads: learned embedding of each token's casing class
     case_dropout: float = 0.0  # share of training windows shown with lower-cased case ids
     lr: float = 1e-3
     weight_decay: float = 0.01
+    ema: float = 0.0  # decay of the moving average of the weights that is evaluated (0: off)
     batch_tokens: int = 4096
     epochs: int = 5
     patience: int = 2

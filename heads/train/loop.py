@@ -21,6 +21,7 @@ from heads.casing import LOWERED
 from heads.io import save_head
 from heads.manifest import HeadManifest
 from heads.task_head import TaskHead, fingerprint_of
+from heads.train.averaging import evaluated_head, weight_average
 from heads.train.batches import Batch, load_batch, plan, windows_by_text
 from heads.train.checkpoint import load_checkpoint, save_checkpoint
 from heads.train.class_weights import class_weights
@@ -89,6 +90,7 @@ def new_head(cfg: TrainConfig, backbone: Backbone, labels: list[str]) -> TaskHea
         ff_dim=cfg.ff_dim,
         dropout=cfg.dropout,
         pooling=cfg.pooling,  # type: ignore[arg-type]
+        block=cfg.block,  # type: ignore[arg-type]
         case_features=cfg.case_features,
         backbone=fingerprint_of(info),
         description=cfg.description,
@@ -195,6 +197,8 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         raise SystemExit(f"--kind {cfg.kind} does not match the training data")
     if cfg.pooling != "mean" and cfg.kind != "sequence":
         raise SystemExit("--pooling is for sequence heads (--kind sequence) only")
+    if cfg.block != "attention" and cfg.kind != "sequence":
+        raise SystemExit("--block is for sequence heads (--kind sequence) only")
     if cfg.case_features and cfg.kind != "token":
         raise SystemExit("--case-features is for token heads (--kind token) only")
     if cfg.case_dropout and not (cfg.case_features and 0 < cfg.case_dropout < 1):
@@ -244,6 +248,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
         optimizer, mode="max", factor=0.5, patience=0
     )
+    averaged = weight_average(head, cfg.ema)
     progress: dict[str, Any] = {
         "epoch": 0,
         "step": 0,
@@ -254,7 +259,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     }
     log_path = out / LOG_FILE
     if cfg.resume:
-        restored = load_checkpoint(out, head, optimizer, scheduler)
+        restored = load_checkpoint(out, head, optimizer, scheduler, averaged)
         if restored is not None:
             progress = restored
     elif log_path.exists():
@@ -292,6 +297,8 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+            if averaged is not None:
+                averaged.update_parameters(head)
             losses.append(loss.item())
             seen += (
                 len(units)
@@ -309,7 +316,8 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
             progress["seconds"] += elapsed
             progress["examples"] += seen
             rate = seen / max(elapsed, 1e-9)
-            results = evaluate_dev(head, devs, backbone, cfg, device)
+            scored = evaluated_head(head, averaged)
+            results = evaluate_dev(scored, devs, backbone, cfg, device)
             head.train()
             value = float(results["selection"])
             scheduler.step(value)
@@ -324,7 +332,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
                 "dev_metrics": _flat_metrics(results),
                 "lr": optimizer.param_groups[0]["lr"],
                 "examples_per_second": rate,
-                "layer_weights": [float(x) for x in head.mixer.layer_weights().detach().cpu()],
+                "layer_weights": [float(x) for x in scored.mixer.layer_weights().detach().cpu()],
                 "improved": improved,
             }
             with log_path.open("a") as fh:
@@ -337,11 +345,11 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
             if improved:
                 progress["best"], progress["bad_evals"] = value, 0
                 best_results = results
-                _save_best(head, cfg, out, results, progress, cache_seconds, splits, labels)
+                _save_best(scored, cfg, out, results, progress, cache_seconds, splits, labels)
             else:
                 progress["bad_evals"] += 1
             progress["epoch"] = epoch + (1 if i == len(schedule) - 1 else 0)
-            save_checkpoint(out, head, optimizer, scheduler, progress)
+            save_checkpoint(out, head, optimizer, scheduler, progress, averaged)
             if progress["bad_evals"] > cfg.patience:
                 stop = True
                 break

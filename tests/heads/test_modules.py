@@ -26,9 +26,34 @@ def test_sequence_attention_equals_torch_multihead_attention(
     torch.testing.assert_close(got[keep], expected[keep], atol=1e-5, rtol=1e-5)
 
 
-def test_padding_does_not_change_a_sequence_answer() -> None:
+def test_encoder_block_equals_torch_transformer_encoder_layer() -> None:
+    """``block="encoder"`` is a pre-norm GELU encoder layer, as torch builds it, then pooling."""
+    torch.manual_seed(4)
+    head = SequenceClassificationHead(16, 2, 4, block="encoder", ff_dim=24).eval()
+    ref = torch.nn.TransformerEncoderLayer(
+        16, 4, dim_feedforward=24, activation="gelu", batch_first=True, norm_first=True
+    ).eval()
+    ff = head.feed_forward
+    assert isinstance(ff, torch.nn.Sequential)
+    ref.self_attn.load_state_dict(head.attention.state_dict())
+    ref.norm1.load_state_dict(head.norm_attention.state_dict())
+    ref.norm2.load_state_dict(head.norm_feed_forward.state_dict())
+    ref.linear1.load_state_dict(ff[0].state_dict())
+    ref.linear2.load_state_dict(ff[3].state_dict())
+    x = torch.randn(3, 9, 16)
+    mask = torch.ones(3, 9, dtype=torch.long)
+    mask[1, 6:], mask[2, 2:] = 0, 0
+    with torch.inference_mode():
+        expected = ref(x, src_key_padding_mask=mask == 0)
+        got = head._encode(x, mask)
+    keep = mask.bool()
+    torch.testing.assert_close(got[keep], expected[keep], atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("block", ["attention", "encoder"])
+def test_padding_does_not_change_a_sequence_answer(block: str) -> None:
     torch.manual_seed(1)
-    head = SequenceClassificationHead(16, 3, 2).eval()
+    head = SequenceClassificationHead(16, 3, 2, block=block, ff_dim=32).eval()
     x = torch.randn(1, 5, 16)
     padded = torch.cat([x, torch.randn(1, 4, 16)], dim=1)
     mask = torch.tensor([[1] * 5 + [0] * 4])
@@ -67,7 +92,7 @@ def test_windows_of_one_text_pool_like_the_whole_text(pooling: str) -> None:
     (here with the attention outputs as given: windows only split the pooling)."""
     torch.manual_seed(0)
     head = SequenceClassificationHead(8, 2, num_heads=2, pooling=pooling).eval()
-    head._self_attention = lambda x, mask: x  # type: ignore[method-assign]
+    head._encode = lambda x, mask: x  # type: ignore[method-assign]
     tokens = torch.randn(1, 11, 8)
     whole = head.pooled_sums(tokens, torch.ones(1, 11))
     # two padded windows (7 + 4 real tokens), padding holding large values that must not count
@@ -90,3 +115,8 @@ def test_windows_of_one_text_pool_like_the_whole_text(pooling: str) -> None:
 def test_unknown_pooling_is_refused() -> None:
     with pytest.raises(ValueError, match="pooling"):
         SequenceClassificationHead(8, 2, pooling="median")
+
+
+def test_unknown_block_is_refused() -> None:
+    with pytest.raises(ValueError, match="block"):
+        SequenceClassificationHead(8, 2, block="lstm")

@@ -8,88 +8,23 @@ from pathlib import Path
 
 import pytest
 import torch
+from train_harness import NEG, POS, config, final_dev_accuracy, ner_file, read_log, sentiment_file
 
 from heads.io import load_head, save_head
 from heads.train.batches import Batch
-from heads.train.config import TrainConfig
 from heads.train.data import TokenExample, read_examples
 from heads.train.engine_eval import evaluate_head, make_engine, record_slice_metrics
 from heads.train.evaluate import predict_cached, predict_engine
 from heads.train.features import build_cache, subtoken_labels, with_case_ids
-from heads.train.loop import LOG_FILE, dataset_name, lower_case_some, train
+from heads.train.loop import dataset_name, lower_case_some, train
 from models.backbone import Backbone
 
-POS = ["good fun", "a great film", "nice and good", "great great", "fun , nice"]
-NEG = ["bad dull", "a boring film", "dull and bad", "awful awful", "bad , boring"]
 
-
-def sentiment_file(path: Path, repeat: int = 4) -> Path:
-    rows = [{"text": t, "label": "positive"} for t in POS] + [
-        {"text": t, "label": "negative"} for t in NEG
-    ]
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows * repeat))
-    return path
-
-
-def ner_file(path: Path) -> Path:
-    rows = [
-        {
-            "tokens": ["Anna", "met", "Bob", "in", "Paris"],
-            "tags": ["B-PER", "O", "B-PER", "O", "B-LOC"],
-        },
-        {"tokens": ["Bob", "Smith", "left", "Rome"], "tags": ["B-PER", "I-PER", "O", "B-LOC"]},
-        {"tokens": ["in", "Paris", "Anna", "sang"], "tags": ["O", "B-LOC", "B-PER", "O"]},
-    ]
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows * 4))
-    return path
-
-
-def config(tmp_path: Path, backbone_dir: Path, kind: str, data: Path, **kw: object) -> TrainConfig:
-    base: dict[str, object] = dict(
-        task="toy",
-        kind=kind,
-        train=[str(data)],
-        dev=[str(data)],
-        out=str(tmp_path / "head"),
-        backbone=str(backbone_dir),
-        k=16,
-        lr=1e-2,
-        batch_tokens=64,
-        epochs=4,
-        patience=10,
-        cache_dir=str(tmp_path / "cache"),
-        ff_dim=32,
-        threads=1,
-    )
-    base.update(kw)
-    return TrainConfig(**base)  # type: ignore[arg-type]
-
-
-def read_log(out: str) -> list[dict[str, object]]:
-    return [json.loads(x) for x in (Path(out) / LOG_FILE).read_text().splitlines()]
-
-
-def final_dev_accuracy(
-    tmp_path: Path, backbone_dir: Path, data: Path, name: str, **kw: object
-) -> float:
-    """Train a negative/positive sequence head into ``tmp_path/name``; its last dev accuracy."""
-    cfg = config(
-        tmp_path,
-        backbone_dir,
-        "sequence",
-        data,
-        out=str(tmp_path / name),
-        labels=["negative", "positive"],
-        slice_size=0,
-        **kw,
-    )
-    train(cfg)
-    return float(read_log(cfg.out)[-1]["dev"])  # type: ignore[arg-type]
-
-
-@pytest.mark.parametrize("pooling", ["mean", "max"])
+@pytest.mark.parametrize(
+    ("pooling", "block"), [("mean", "attention"), ("max", "attention"), ("mean", "encoder")]
+)
 def test_sequence_training_lowers_loss_and_engine_agrees(
-    tmp_path: Path, tiny_roberta_dir: Path, tiny_roberta: Backbone, pooling: str
+    tmp_path: Path, tiny_roberta_dir: Path, tiny_roberta: Backbone, pooling: str, block: str
 ) -> None:
     data = sentiment_file(tmp_path / "toy.jsonl")
     cfg = config(
@@ -99,6 +34,8 @@ def test_sequence_training_lowers_loss_and_engine_agrees(
         data,
         labels=["negative", "positive"],
         pooling=pooling,
+        block=block,
+        ff_dim=32,
     )
     best = train(cfg)
     log = read_log(cfg.out)
@@ -107,7 +44,7 @@ def test_sequence_training_lowers_loss_and_engine_agrees(
     assert (out / "layer_weights.png").is_file() and (out / "learning_curves.png").is_file()
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["training"]["parameters"] > 0
-    assert manifest["pooling"] == pooling
+    assert manifest["pooling"] == pooling and manifest["block"] == block
     # The metric recorded from cached states is what the engine path gives on reload.
     engine = evaluate_head(out, read_examples(data), tiny_roberta)
     name = dataset_name(str(data))
