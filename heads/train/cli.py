@@ -63,6 +63,12 @@ def add_train_parser(sub: Any) -> None:
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--weight-decay", type=float, default=0.01)
     p.add_argument(
+        "--label-smoothing",
+        type=float,
+        default=0.0,
+        help="share of each training target spread evenly over all labels (0: one-hot)",
+    )
+    p.add_argument(
         "--ema",
         type=float,
         default=0.0,
@@ -73,6 +79,12 @@ def add_train_parser(sub: Any) -> None:
     p.add_argument("--batch-tokens", type=int, default=4096, help="padded tokens per batch")
     p.add_argument("--epochs", type=int, default=5)
     p.add_argument("--patience", type=int, default=2, help="evaluations without improvement")
+    p.add_argument(
+        "--lr-patience",
+        type=int,
+        default=0,
+        help="evaluations without improvement before ReduceLROnPlateau halves the learning rate",
+    )
     p.add_argument("--evals-per-epoch", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(

@@ -31,10 +31,12 @@ class TrainConfig:
     case_dropout: float = 0.0  # share of training windows shown with lower-cased case ids
     lr: float = 1e-3
     weight_decay: float = 0.01
+    label_smoothing: float = 0.0  # share of each target spread evenly over all labels
     ema: float = 0.0  # decay of the moving average of the weights that is evaluated (0: off)
     batch_tokens: int = 4096
     epochs: int = 5
     patience: int = 2
+    lr_patience: int = 0  # evaluations without improvement before the learning rate halves
     evals_per_epoch: int = 1
     seed: int = 0
     max_examples: list[int] | None = None  # per training file (one value: every file)

@@ -129,13 +129,19 @@ def batch_loss(
 ) -> torch.Tensor:
     logits = head_logits(head, batch)
     if head.kind == "sequence":
-        loss = F.cross_entropy(logits.float(), batch.labels, weight=class_weight)
+        loss = F.cross_entropy(
+            logits.float(),
+            batch.labels,
+            weight=class_weight,
+            label_smoothing=cfg.label_smoothing,
+        )
     else:
         loss = F.cross_entropy(
             logits.float().flatten(0, 1),
             batch.labels.flatten(),
             weight=class_weight,
             ignore_index=IGNORE,
+            label_smoothing=cfg.label_smoothing,
         )
     if cfg.entropy > 0 and head.mixer.mode == "adaptive":
         loss = loss + cfg.entropy * head.mixer.entropy()
@@ -246,7 +252,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     params = [p for p in head.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
-        optimizer, mode="max", factor=0.5, patience=0
+        optimizer, mode="max", factor=0.5, patience=cfg.lr_patience
     )
     averaged = weight_average(head, cfg.ema)
     progress: dict[str, Any] = {
