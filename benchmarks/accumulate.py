@@ -32,6 +32,7 @@ import torch
 
 from benchmarks import common, workload
 from models.kernels.accumulate import Segment, accumulate_torch, accumulate_triton
+from server.env_flags import command_prefix, parse_with_env
 
 NAME = "accumulate"
 MODELS = {"roberta-large": 1024, "bart-large": 1024}  # hidden size: the per-layer shape
@@ -314,7 +315,7 @@ def resolve(args: argparse.Namespace, device: torch.device) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse_with_env(build_parser(), argv, command_prefix("bench", "accumulate"))
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)

@@ -18,6 +18,7 @@ from typing import Any
 
 from benchmarks import common, workload
 from models.backbone import Backbone
+from server.env_flags import command_prefix, parse_with_env
 
 NAME = "early_exit"
 TASKS = 3
@@ -133,7 +134,7 @@ def plot(payload: dict[str, Any], ctx: common.BenchContext) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse_with_env(build_parser(), argv, command_prefix("bench", "early_exit"))
     ctx = common.setup(args)
     payload = measure(ctx, common.parse_shapes(args.shapes), common.parse_ints(args.cuts))
     path = common.write_result(NAME, ctx, payload)

@@ -27,6 +27,7 @@ import torch
 
 from benchmarks import common
 from benchmarks.serve import texts as bench_texts
+from server.env_flags import command_prefix, parse_with_env
 
 #: name -> (backbone dtype, head_dtype, accumulator_dtype)
 CONFIGS = {
@@ -51,7 +52,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--limit", type=int, default=0, help="First N dev examples per task; 0 = all.")
     p.add_argument("--heads-dir", type=Path, default=None, help="Default: the shipped heads.")
     p.add_argument("--batch", type=int, default=32, help="Texts per timed engine call.")
-    return p.parse_args(argv)
+    return parse_with_env(p, argv, command_prefix("bench", "head_dtype"))
 
 
 def build_engines(args: argparse.Namespace, ctx: common.BenchContext) -> dict[str, Any]:

@@ -25,6 +25,7 @@ from heads.registry import HeadSet
 from models.accumulator import StreamingAccumulator
 from models.backbone import Backbone
 from models.reference import reference_features
+from server.env_flags import command_prefix, parse_with_env
 
 NAME = "memory"
 MIB = 1024 * 1024
@@ -183,7 +184,7 @@ def plot(payload: dict[str, Any], ctx: common.BenchContext) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse_with_env(build_parser(), argv, command_prefix("bench", "memory"))
     ctx = common.setup(args)
     base = common.parse_shapes(args.base)[0]
     payload = measure(

@@ -21,6 +21,7 @@ from torch import Tensor
 from benchmarks import common, workload
 from heads.registry import HeadSet
 from models.backbone import Backbone
+from server.env_flags import command_prefix, parse_with_env
 
 NAME = "one_pass"
 TASKS = 3
@@ -116,7 +117,7 @@ def plot(payload: dict[str, Any], ctx: common.BenchContext) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse_with_env(build_parser(), argv, command_prefix("bench", "one_pass"))
     ctx = common.setup(args)
     payload = measure(ctx, common.parse_shapes(args.shapes))
     path = common.write_result(NAME, ctx, payload)

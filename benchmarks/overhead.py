@@ -17,6 +17,7 @@ from functools import partial
 from typing import Any
 
 from benchmarks import common, flops, workload
+from server.env_flags import command_prefix, parse_with_env
 
 NAME = "overhead"
 
@@ -108,7 +109,7 @@ def plot(payload: dict[str, Any], ctx: common.BenchContext) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse_with_env(build_parser(), argv, command_prefix("bench", "overhead"))
     ctx = common.setup(args)
     payload = measure(ctx, common.parse_shapes(args.shapes), common.parse_ints(args.heads))
     path = common.write_result(NAME, ctx, payload)

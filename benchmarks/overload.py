@@ -36,6 +36,7 @@ from benchmarks.live_server import (
     summarise,
     write_random_heads,
 )
+from server.env_flags import command_prefix, parse_with_env
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -58,7 +59,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--max-growth-mib", type=float, default=64.0, help="RSS growth bound.")
     p.add_argument("--out", type=Path, default=RESULTS / "overload-cpu.json")
     p.add_argument("--log", type=Path, default=None, help="Server log (default: a temp file).")
-    return p.parse_args(argv)
+    return parse_with_env(p, argv, command_prefix("bench", "overload"))
 
 
 def body_factory(texts: int, repeat: int) -> Any:

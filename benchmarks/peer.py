@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import common, workload
+from server.env_flags import command_prefix, parse_with_env
 
 NAME = "peer"
 SST2_DEV = Path(__file__).resolve().parents[2] / "shared" / "data" / "sst2" / "dev.tsv"
@@ -317,7 +318,7 @@ def plot(payload: dict[str, Any], ctx: common.BenchContext) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse_with_env(build_parser(), argv, command_prefix("bench", "peer"))
     ctx = common.setup(args)
     payload = measure(ctx, args)
     path = common.write_result(NAME, ctx, payload)

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.common import RESULTS_DIR
+from server.env_flags import command_prefix, parse_with_env
 
 
 def _mmm(s: dict[str, float], fmt: str = "{:.1f}") -> str:
@@ -201,7 +202,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.report", description=__doc__)
     parser.add_argument("--results", type=Path, default=RESULTS_DIR)
     parser.add_argument("--tag", default="cpu", help="Result suffix: cpu, cuda_float16, ...")
-    args = parser.parse_args(argv)
+    args = parse_with_env(parser, argv, command_prefix("bench", "report"))
     print(render(args.results, args.tag))
     return 0
 

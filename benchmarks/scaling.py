@@ -19,6 +19,7 @@ from typing import Any
 
 from benchmarks import common, flops, workload
 from benchmarks.shapes import SHAPES, build_backbone
+from server.env_flags import command_prefix, parse_with_env
 
 NAME = "scaling"
 TASKS = 3
@@ -116,7 +117,7 @@ def plot(payload: dict[str, Any], ctx: common.BenchContext) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse_with_env(build_parser(), argv, command_prefix("bench", "scaling"))
     ctx = common.setup(args)
     backbones = [b.strip() for b in args.backbones.split(",") if b.strip()]
     unknown = [b for b in backbones if b not in SHAPES]

@@ -33,6 +33,7 @@ from typing import Any
 
 from benchmarks import common, workload
 from benchmarks.live_server import Outcome, ServerProcess, closed_loop, server_env, summarise
+from server.env_flags import command_prefix, parse_with_env
 
 HEADS = (("sentiment", "sequence", 64), ("cola", "sequence", 64), ("ner", "token", 128))
 TASK_SETS: dict[str, list[str]] = {
@@ -79,7 +80,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default="hey" if shutil.which("hey") else "httpx",
         help="Load generator (default hey when installed: apt-get install hey).",
     )
-    return p.parse_args(argv)
+    return parse_with_env(p, argv, command_prefix("bench", "serve"))
 
 
 def prepare_heads(backbone: Any, args: argparse.Namespace, folder: Path) -> Path:

@@ -37,6 +37,7 @@ from benchmarks.live_server import (
     server_env,
     write_random_heads,
 )
+from server.env_flags import command_prefix, parse_with_env
 
 RESULTS = Path(__file__).resolve().parent / "results"
 EXTRA = [
@@ -66,7 +67,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=RESULTS / "soak-cpu.json")
     p.add_argument("--log", type=Path, default=None, help="Server log (default: a temp file).")
-    return p.parse_args(argv)
+    return parse_with_env(p, argv, command_prefix("bench", "soak"))
 
 
 def body_factory(seed: int) -> Any:

@@ -1,8 +1,9 @@
 """The `sidetask` command: serve, analyze, train, eval, bench.
 
 Every Settings field becomes a flag of `serve` and `analyze` (``--max-batch-tokens``); the
-flag's default is the SIDETASK_* environment variable when set. Heavy imports happen only
-inside the chosen subcommand.
+flag's default is the SIDETASK_* environment variable when set. The other flags of
+`analyze`, `train` and `eval` read SIDETASK_<COMMAND>_<FLAG> (``server/env_flags.py``).
+Heavy imports happen only inside the chosen subcommand.
 """
 
 from __future__ import annotations
@@ -12,11 +13,16 @@ import json
 import sys
 import types
 import typing
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from server.env_flags import command_prefix, document_env, with_env
 from server.settings import Settings
+
+# Subcommands whose own (non-Settings) flags read SIDETASK_<COMMAND>_<FLAG>; bench reads
+# SIDETASK_BENCH_<NAME>_<FLAG> in each benchmark's parser.
+ENV_COMMANDS = ("analyze", "train", "eval")
 
 
 def _flag_type(annotation: Any) -> tuple[Any, dict[str, Any]]:
@@ -154,12 +160,37 @@ def build_parser() -> argparse.ArgumentParser:
     from benchmarks.cli import add_bench_parser
 
     add_bench_parser(sub)
+    for command in ENV_COMMANDS:
+        document_env(sub.choices[command], command_prefix(command), skip=_settings_flags(command))
     return parser
 
 
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """The command line, with unset flags of analyze/train/eval from SIDETASK_<COMMAND>_*."""
+    parser = build_parser()
+    words = list(sys.argv[1:] if argv is None else argv)
+    command = next((w for w in words if not w.startswith("-")), None)
+    if command in ENV_COMMANDS:
+        sub = _subcommands(parser)[command]
+        words = with_env(sub, command_prefix(command), words, skip=_settings_flags(command))
+    return parser.parse_args(words)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse_args(argv)
     return int(args.func(args) or 0)
+
+
+def _settings_flags(command: str) -> Iterable[str]:
+    """The flags that are Settings (read as SIDETASK_<FIELD> by pydantic-settings)."""
+    return Settings.model_fields if command in ("serve", "analyze") else ()
+
+
+def _subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return dict(action.choices)
+    return {}
 
 
 if __name__ == "__main__":

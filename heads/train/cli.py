@@ -12,29 +12,60 @@ from typing import Any
 from heads.train.data import FORMATS
 
 
+class DefaultsHelp(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows each flag's default, unless it has none or its help already says it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if action.default is None or "default" in text:
+            return text
+        return super()._get_help_string(action)
+
+
 def add_train_parser(sub: Any) -> None:
-    p = sub.add_parser("train", help="Train one head on a frozen backbone.")
+    p = sub.add_parser(
+        "train",
+        help="Train one head on a frozen backbone.",
+        formatter_class=DefaultsHelp,
+    )
     p.add_argument("--task", required=True, help="head (task) name, e.g. sentiment")
-    p.add_argument("--kind", required=True, choices=["sequence", "token"])
+    p.add_argument(
+        "--kind",
+        required=True,
+        choices=["sequence", "token"],
+        help="sequence: one label per text; token: a tag per word (NER)",
+    )
     p.add_argument("--train", required=True, nargs="+", help="training file(s)")
     p.add_argument("--dev", required=True, nargs="+", help="dev file(s); the metric is averaged")
     p.add_argument("--out", required=True, help="folder for the head, log, plots, checkpoint")
-    p.add_argument("--format", default="auto", choices=FORMATS)
+    p.add_argument(
+        "--format", default="auto", choices=FORMATS, help="data format (auto: from the file name)"
+    )
     p.add_argument("--labels", default=None, help="comma-separated label names (index order)")
     p.add_argument("--backbone", default=None, help="local checkpoint folder (default: packaged)")
     p.add_argument("--k", type=int, default=64, help="projection size k")
     p.add_argument("--alpha", type=float, default=64.0, help="softmax temperature of w_t")
     p.add_argument("--cutoff", type=float, default=0.0, help="tau: layer weights below are 0")
     p.add_argument("--entropy", type=float, default=0.0, help="lambda: weight of H(w_t)")
-    p.add_argument("--positions", action=argparse.BooleanOptionalAction, default=False)
-    p.add_argument("--mixing", default="adaptive", choices=["adaptive", "last", "uniform"])
+    p.add_argument(
+        "--positions",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="add learned positional embeddings to F_t",
+    )
+    p.add_argument(
+        "--mixing",
+        default="adaptive",
+        choices=["adaptive", "last", "uniform"],
+        help="layer mixing: learned w_t (the method), or the last-layer / uniform baselines",
+    )
     p.add_argument(
         "--ff-dim",
         type=int,
         default=2048,
         help="feed-forward size of token heads and of --block encoder sequence heads",
     )
-    p.add_argument("--dropout", type=float, default=0.1)
+    p.add_argument("--dropout", type=float, default=0.1, help="dropout inside the head")
     p.add_argument(
         "--pooling",
         default="mean",
@@ -60,8 +91,8 @@ def add_train_parser(sub: Any) -> None:
         default=0.0,
         help="with --case-features: share of training windows shown as if lower-cased",
     )
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--weight-decay", type=float, default=0.01)
+    p.add_argument("--lr", type=float, default=1e-3, help="AdamW learning rate")
+    p.add_argument("--weight-decay", type=float, default=0.01, help="AdamW weight decay")
     p.add_argument(
         "--label-smoothing",
         type=float,
@@ -77,7 +108,7 @@ def add_train_parser(sub: Any) -> None:
         "decay per step, e.g. 0.99 (default 0: the weights themselves)",
     )
     p.add_argument("--batch-tokens", type=int, default=4096, help="padded tokens per batch")
-    p.add_argument("--epochs", type=int, default=5)
+    p.add_argument("--epochs", type=int, default=5, help="most passes over the training data")
     p.add_argument("--patience", type=int, default=2, help="evaluations without improvement")
     p.add_argument(
         "--lr-patience",
@@ -85,8 +116,10 @@ def add_train_parser(sub: Any) -> None:
         default=0,
         help="evaluations without improvement before ReduceLROnPlateau halves the learning rate",
     )
-    p.add_argument("--evals-per-epoch", type=int, default=1)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--evals-per-epoch", type=int, default=1, help="dev evaluations (and checkpoints) per epoch"
+    )
+    p.add_argument("--seed", type=int, default=0, help="seeds initialisation, batches, subsets")
     p.add_argument(
         "--max-examples",
         type=int,
@@ -110,9 +143,16 @@ def add_train_parser(sub: Any) -> None:
         help="loss weight per label: 'balanced' (inverse frequency in the training data) or "
         "one number per label in label order (default: unweighted)",
     )
-    p.add_argument("--metric", default=None, choices=["accuracy", "mcc", "f1"])
+    p.add_argument(
+        "--metric",
+        default=None,
+        choices=["accuracy", "mcc", "f1"],
+        help="dev metric that selects the best head (default: accuracy, f1 for token heads)",
+    )
     p.add_argument("--overlap", type=int, default=64, help="window overlap (as the engine)")
-    p.add_argument("--cache-dir", default="cache/features")
+    p.add_argument(
+        "--cache-dir", default="cache/features", help="where cached backbone states are kept"
+    )
     p.add_argument(
         "--slice",
         dest="slice_size",
@@ -121,21 +161,27 @@ def add_train_parser(sub: Any) -> None:
         help="engine-scored dev slice (0: skip)",
     )
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint")
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--version", default="1")
-    p.add_argument("--description", default="")
+    p.add_argument("--threads", type=int, default=2, help="CPU threads for torch")
+    p.add_argument("--version", default="1", help="head version written to the manifest")
+    p.add_argument("--description", default="", help="free text written to the manifest")
     p.set_defaults(func=run_train)
 
 
 def add_eval_parser(sub: Any) -> None:
-    p = sub.add_parser("eval", help="Evaluate a trained head on a data file.")
+    p = sub.add_parser(
+        "eval",
+        help="Evaluate a trained head on a data file.",
+        formatter_class=DefaultsHelp,
+    )
     p.add_argument("--head", required=True, help="head folder (manifest.json + safetensors)")
     p.add_argument("--data", required=True, help="data file")
-    p.add_argument("--format", default="auto", choices=FORMATS)
+    p.add_argument(
+        "--format", default="auto", choices=FORMATS, help="data format (auto: from the file name)"
+    )
     p.add_argument("--backbone", default=None, help="local checkpoint folder (default: packaged)")
     p.add_argument("--max-examples", type=int, default=None, help="first N examples only")
-    p.add_argument("--overlap", type=int, default=64)
-    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--overlap", type=int, default=64, help="window overlap in tokens")
+    p.add_argument("--threads", type=int, default=2, help="CPU threads for torch")
     p.add_argument("--json", default=None, help="write the metrics as JSON here")
     p.set_defaults(func=run_eval)
 

@@ -1,0 +1,131 @@
+"""SIDETASK_* environment variables for the flags that are not server Settings.
+
+`serve` and `analyze` read their Settings from the environment through pydantic-settings.
+The other commands' flags (``sidetask train --lr``, ``sidetask bench serve --rounds``) read
+``SIDETASK_<COMMAND>_<FLAG>`` (``SIDETASK_TRAIN_LR``, ``SIDETASK_BENCH_SERVE_ROUNDS``): the
+command in the name keeps them apart from the server's settings and from each other. A
+flag on the command line wins over its variable. The values go through argparse like
+typed flags, so a bad one is refused with the flag's own message; lists are shell words
+(``SIDETASK_TRAIN_TRAIN="a.tsv b.tsv"``), switches take true/false (1/0, yes/no, on/off).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+from collections.abc import Iterable, Mapping, Sequence
+
+TRUE = {"1", "true", "yes", "on"}
+FALSE = {"0", "false", "no", "off", ""}
+ENV_MARK = "[env "
+
+
+def command_prefix(*words: str) -> str:
+    """``("bench", "head_dtype")`` -> ``SIDETASK_BENCH_HEAD_DTYPE_``."""
+    return "SIDETASK_" + "".join(w.replace("-", "_").upper() + "_" for w in words)
+
+
+def _long_flag(action: argparse.Action) -> str | None:
+    longs = [s for s in action.option_strings if s.startswith("--") and not s.startswith("--no-")]
+    if not longs or isinstance(action, argparse._HelpAction | argparse._VersionAction):
+        return None
+    return max(longs, key=len)
+
+
+def _flag_actions(
+    parser: argparse.ArgumentParser, skip: Iterable[str] = ()
+) -> list[tuple[argparse.Action, str]]:
+    skipped = set(skip)
+    out = []
+    for action in parser._actions:
+        flag = _long_flag(action)
+        if flag is not None and action.dest not in skipped:
+            out.append((action, flag))
+    return out
+
+
+def env_name(prefix: str, flag: str) -> str:
+    return prefix + flag.removeprefix("--").replace("-", "_").upper()
+
+
+def document_env(parser: argparse.ArgumentParser, prefix: str, skip: Iterable[str] = ()) -> None:
+    """Name each flag's variable in its --help text."""
+    for action, flag in _flag_actions(parser, skip):
+        if action.help == argparse.SUPPRESS or ENV_MARK in (action.help or ""):
+            continue
+        note = f"{ENV_MARK}{env_name(prefix, flag)}]"
+        action.help = f"{action.help} {note}" if action.help else note
+
+
+def _given(action: argparse.Action, argv: Sequence[str]) -> bool:
+    """Whether ``argv`` sets this flag (also as --flag=value or an unambiguous prefix)."""
+    names = [s for s in action.option_strings if s.startswith("--")]
+    for token in argv:
+        if token == "--":
+            break
+        head = token.split("=", 1)[0]
+        if len(head) > 2 and head.startswith("--") and any(n.startswith(head) for n in names):
+            return True
+    return False
+
+
+def _switch(raw: str, name: str, parser: argparse.ArgumentParser) -> bool:
+    value = raw.strip().lower()
+    if value in TRUE:
+        return True
+    if value in FALSE:
+        return False
+    parser.error(f"{name}={raw!r}: expected true or false (1/0, yes/no, on/off)")
+    raise AssertionError  # parser.error exits
+
+
+def env_tokens(
+    parser: argparse.ArgumentParser,
+    prefix: str,
+    argv: Sequence[str],
+    environ: Mapping[str, str] | None = None,
+    skip: Iterable[str] = (),
+) -> list[str]:
+    """Command-line words for every flag that ``argv`` leaves unset and the environment sets."""
+    environ = os.environ if environ is None else environ
+    tokens: list[str] = []
+    for action, flag in _flag_actions(parser, skip):
+        name = env_name(prefix, flag)
+        raw = environ.get(name)
+        if raw is None or _given(action, argv):
+            continue
+        if isinstance(action, argparse.BooleanOptionalAction):
+            tokens.append(flag if _switch(raw, name, parser) else "--no-" + flag[2:])
+        elif action.nargs == 0:  # store_true / store_const
+            if _switch(raw, name, parser):
+                tokens.append(flag)
+        elif action.nargs in ("+", "*") or isinstance(action.nargs, int):
+            tokens += [flag, *shlex.split(raw)]
+        else:
+            tokens.append(f"{flag}={raw}")
+    return tokens
+
+
+def parse_with_env(
+    parser: argparse.ArgumentParser, argv: Sequence[str] | None, prefix: str
+) -> argparse.Namespace:
+    """``parser.parse_args`` with unset flags taken from ``<prefix><FLAG>`` variables."""
+    import sys
+
+    words = list(sys.argv[1:] if argv is None else argv)
+    document_env(parser, prefix)
+    return parser.parse_args(with_env(parser, prefix, words))
+
+
+def with_env(
+    parser: argparse.ArgumentParser,
+    prefix: str,
+    words: Sequence[str],
+    skip: Iterable[str] = (),
+) -> list[str]:
+    """``words`` with the environment's flags added (before a ``--``, if there is one)."""
+    words = list(words)
+    end = words.index("--") if "--" in words else len(words)
+    extra = env_tokens(parser, prefix, words[:end], skip=skip)
+    return words[:end] + extra + words[end:]
