@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Any
 
 
-def _pyplot() -> Any:
+def pyplot() -> Any:
+    """matplotlib.pyplot on the Agg backend (no display on servers)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -18,7 +19,7 @@ def _pyplot() -> Any:
 
 def plot_layer_weights(weights: Sequence[float], title: str, path: str | Path) -> None:
     """Bar chart of w_t over Z_0 (embeddings) .. Z_L."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(5, 3))
     ax.bar(range(len(weights)), weights, color="tab:blue")
     ax.set_xticks(range(len(weights)))
@@ -36,7 +37,7 @@ def plot_curves(log: Sequence[dict[str, Any]], metric: str, title: str, path: st
     evals = [r for r in log if r.get("event") == "eval"]
     if not evals:
         return
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 3.2))
     steps = [r["step"] for r in evals]
     ax.plot(steps, [r["train_loss"] for r in evals], "o-", color="tab:red", label="train loss")
