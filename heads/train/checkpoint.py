@@ -66,8 +66,10 @@ def load_checkpoint(
     head.load_state_dict(
         {k.removeprefix("model."): v for k, v in tensors.items() if k.startswith("model.")}
     )
+    ema = {k.removeprefix("ema."): v for k, v in tensors.items() if k.startswith("ema.")}
+    if averaged is None and ema:
+        raise SystemExit(f"{folder} holds a weight average: resume with the run's --ema")
     if averaged is not None:
-        ema = {k.removeprefix("ema."): v for k, v in tensors.items() if k.startswith("ema.")}
         if not ema:
             raise SystemExit(f"{folder} holds no weight average: resume without --ema")
         averaged.load_state_dict(ema)
