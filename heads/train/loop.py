@@ -9,26 +9,25 @@ import platform
 import random
 import time
 from contextlib import nullcontext
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from tqdm import tqdm
 
-from heads.casing import LOWERED
 from heads.io import save_head
 from heads.manifest import HeadManifest
 from heads.task_head import TaskHead, fingerprint_of
 from heads.train.averaging import evaluated_head, weight_average
-from heads.train.batches import Batch, load_batch, plan, windows_by_text
+from heads.train.batches import load_batch, plan, windows_by_text
 from heads.train.checkpoint import load_checkpoint, save_checkpoint
 from heads.train.class_weights import class_weights
 from heads.train.config import TrainConfig
 from heads.train.data import Example, example_kind, read_examples, token_labels
-from heads.train.evaluate import head_logits, predict_cached, score
-from heads.train.features import IGNORE, CachedSplit, build_cache, with_case_ids
+from heads.train.evaluate import predict_cached, score
+from heads.train.features import CachedSplit, build_cache, with_case_ids
+from heads.train.objective import batch_loss, file_weights, lower_case_some
 from heads.train.plots import plot_curves, plot_layer_weights
 from models.backbone import Backbone
 
@@ -96,56 +95,6 @@ def new_head(cfg: TrainConfig, backbone: Backbone, labels: list[str]) -> TaskHea
         description=cfg.description,
     )
     return TaskHead(manifest)
-
-
-def lower_case_some(batch: Batch, p: float, seed: int) -> Batch:
-    """``batch`` with each window's case ids, with probability ``p``, replaced by those of its
-    lower-cased text: a head with case features then also learns to tag lower-case input
-    (user text, ASR) instead of relying on capitals alone. Seeded per step (resumable)."""
-    if batch.case_ids is None:
-        return batch
-    gen = torch.Generator().manual_seed(seed)
-    rows = torch.rand(batch.case_ids.shape[0], generator=gen) < p
-    lowered = torch.tensor(LOWERED, dtype=batch.case_ids.dtype)[batch.case_ids]
-    case = torch.where(rows[:, None], lowered, batch.case_ids)
-    return replace(batch, case_ids=case)
-
-
-def file_weights(cfg: TrainConfig) -> list[float]:
-    """Loss weight per training file. Batches are capped by tokens, so a file of long texts
-    (IMDB reviews) gets many more optimiser steps per example than one of short sentences
-    (SST-2); a weight below 1 gives its steps a smaller say."""
-    if cfg.train_weights is None:
-        return [1.0] * len(cfg.train)
-    if len(cfg.train_weights) != len(cfg.train):
-        raise SystemExit("--train-weights takes one weight per training file")
-    if any(not w > 0 for w in cfg.train_weights):
-        raise SystemExit("--train-weights must be positive")
-    return [float(w) for w in cfg.train_weights]
-
-
-def batch_loss(
-    head: TaskHead, batch: Any, cfg: TrainConfig, class_weight: torch.Tensor | None = None
-) -> torch.Tensor:
-    logits = head_logits(head, batch)
-    if head.kind == "sequence":
-        loss = F.cross_entropy(
-            logits.float(),
-            batch.labels,
-            weight=class_weight,
-            label_smoothing=cfg.label_smoothing,
-        )
-    else:
-        loss = F.cross_entropy(
-            logits.float().flatten(0, 1),
-            batch.labels.flatten(),
-            weight=class_weight,
-            ignore_index=IGNORE,
-            label_smoothing=cfg.label_smoothing,
-        )
-    if cfg.entropy > 0 and head.mixer.mode == "adaptive":
-        loss = loss + cfg.entropy * head.mixer.entropy()
-    return loss
 
 
 def evaluate_dev(

@@ -16,7 +16,8 @@ from heads.train.data import TokenExample, read_examples
 from heads.train.engine_eval import evaluate_head, make_engine, record_slice_metrics
 from heads.train.evaluate import predict_cached, predict_engine
 from heads.train.features import build_cache, subtoken_labels, with_case_ids
-from heads.train.loop import dataset_name, lower_case_some, train
+from heads.train.loop import dataset_name, train
+from heads.train.objective import lower_case_some
 from models.backbone import Backbone
 
 

@@ -14,7 +14,8 @@ from heads.train.batches import Batch
 from heads.train.config import TrainConfig
 from heads.train.evaluate import head_logits
 from heads.train.features import IGNORE
-from heads.train.loop import batch_loss, train
+from heads.train.loop import train
+from heads.train.objective import batch_loss
 from models.backbone import Backbone
 
 
