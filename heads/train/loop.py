@@ -154,6 +154,10 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         raise SystemExit("--pooling is for sequence heads (--kind sequence) only")
     if cfg.block != "attention" and cfg.kind != "sequence":
         raise SystemExit("--block is for sequence heads (--kind sequence) only")
+    if not 0 <= cfg.label_smoothing < 1:
+        raise SystemExit(f"--label-smoothing takes a share in [0, 1), got {cfg.label_smoothing}")
+    if cfg.lr_patience < 0:
+        raise SystemExit(f"--lr-patience takes a count >= 0, got {cfg.lr_patience}")
     if cfg.case_features and cfg.kind != "token":
         raise SystemExit("--case-features is for token heads (--kind token) only")
     if cfg.case_dropout and not (cfg.case_features and 0 < cfg.case_dropout < 1):

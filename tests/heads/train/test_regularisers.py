@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import random_head
-from train_harness import NEG, POS, config, read_log
+from train_harness import NEG, POS, config, read_log, sentiment_file
 
 from heads.train.batches import Batch
 from heads.train.config import TrainConfig
@@ -83,3 +83,15 @@ def test_label_smoothing_mixes_the_uniform_target_into_the_loss(
     nll = -logp.gather(1, target[:, None]).squeeze(1)
     expected = ((1 - eps) * nll - eps * logp.mean(dim=1)).mean()
     torch.testing.assert_close(got, expected)
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [({"label_smoothing": 1.0}, "--label-smoothing"), ({"lr_patience": -1}, "--lr-patience")],
+)
+def test_out_of_range_values_are_refused(
+    tmp_path: Path, tiny_roberta_dir: Path, option: dict[str, float], message: str
+) -> None:
+    data = sentiment_file(tmp_path / "toy.jsonl", repeat=1)
+    with pytest.raises(SystemExit, match=message):
+        train(config(tmp_path, tiny_roberta_dir, "sequence", data, **option))
