@@ -9,6 +9,7 @@ import argparse
 import os
 from typing import Any
 
+from heads.train.config import config_defaults
 from heads.train.data import FORMATS
 
 
@@ -38,43 +39,36 @@ def add_train_parser(sub: Any) -> None:
     p.add_argument("--train", required=True, nargs="+", help="training file(s)")
     p.add_argument("--dev", required=True, nargs="+", help="dev file(s); the metric is averaged")
     p.add_argument("--out", required=True, help="folder for the head, log, plots, checkpoint")
-    p.add_argument(
-        "--format", default="auto", choices=FORMATS, help="data format (auto: from the file name)"
-    )
-    p.add_argument("--labels", default=None, help="comma-separated label names (index order)")
-    p.add_argument("--backbone", default=None, help="local checkpoint folder (default: packaged)")
-    p.add_argument("--k", type=int, default=64, help="projection size k")
-    p.add_argument("--alpha", type=float, default=64.0, help="softmax temperature of w_t")
-    p.add_argument("--cutoff", type=float, default=0.0, help="tau: layer weights below are 0")
-    p.add_argument("--entropy", type=float, default=0.0, help="lambda: weight of H(w_t)")
+    p.add_argument("--format", choices=FORMATS, help="data format (auto: from the file name)")
+    p.add_argument("--labels", help="comma-separated label names (index order)")
+    p.add_argument("--backbone", help="local checkpoint folder (default: packaged)")
+    p.add_argument("--k", type=int, help="projection size k")
+    p.add_argument("--alpha", type=float, help="softmax temperature of w_t")
+    p.add_argument("--cutoff", type=float, help="tau: layer weights below are 0")
+    p.add_argument("--entropy", type=float, help="lambda: weight of H(w_t)")
     p.add_argument(
         "--positions",
         action=argparse.BooleanOptionalAction,
-        default=False,
         help="add learned positional embeddings to F_t",
     )
     p.add_argument(
         "--mixing",
-        default="adaptive",
         choices=["adaptive", "last", "uniform"],
         help="layer mixing: learned w_t (the method), or the last-layer / uniform baselines",
     )
     p.add_argument(
         "--ff-dim",
         type=int,
-        default=2048,
         help="feed-forward size of token heads and of --block encoder sequence heads",
     )
-    p.add_argument("--dropout", type=float, default=0.1, help="dropout inside the head")
+    p.add_argument("--dropout", type=float, help="dropout inside the head")
     p.add_argument(
         "--pooling",
-        default="mean",
         choices=["mean", "max"],
         help="sequence heads: mean or max of the attended token features over the text",
     )
     p.add_argument(
         "--block",
-        default="attention",
         choices=["attention", "encoder"],
         help="sequence heads: the layer over F_t before pooling, one self-attention layer (the "
         "method's) or a pre-norm transformer encoder layer with a --ff-dim feed-forward",
@@ -82,89 +76,78 @@ def add_train_parser(sub: Any) -> None:
     p.add_argument(
         "--case-features",
         action=argparse.BooleanOptionalAction,
-        default=False,
         help="token heads: add a learned embedding of each token's casing class (original text)",
     )
     p.add_argument(
         "--case-dropout",
         type=float,
-        default=0.0,
         help="with --case-features: share of training windows shown as if lower-cased",
     )
-    p.add_argument("--lr", type=float, default=1e-3, help="AdamW learning rate")
-    p.add_argument("--weight-decay", type=float, default=0.01, help="AdamW weight decay")
+    p.add_argument("--lr", type=float, help="AdamW learning rate")
+    p.add_argument("--weight-decay", type=float, help="AdamW weight decay")
     p.add_argument(
         "--label-smoothing",
         type=float,
-        default=0.0,
         help="share of each training target spread evenly over all labels (0: one-hot)",
     )
     p.add_argument(
         "--ema",
         type=float,
-        default=0.0,
         metavar="DECAY",
         help="evaluate, keep and ship an exponential moving average of the weights with this "
         "decay per step, e.g. 0.99 (default 0: the weights themselves)",
     )
-    p.add_argument("--batch-tokens", type=int, default=4096, help="padded tokens per batch")
-    p.add_argument("--epochs", type=int, default=5, help="most passes over the training data")
-    p.add_argument("--patience", type=int, default=2, help="evaluations without improvement")
+    p.add_argument("--batch-tokens", type=int, help="padded tokens per batch")
+    p.add_argument("--epochs", type=int, help="most passes over the training data")
+    p.add_argument("--patience", type=int, help="evaluations without improvement")
     p.add_argument(
         "--lr-patience",
         type=int,
-        default=0,
         help="evaluations without improvement before ReduceLROnPlateau halves the learning rate",
     )
     p.add_argument(
-        "--evals-per-epoch", type=int, default=1, help="dev evaluations (and checkpoints) per epoch"
+        "--evals-per-epoch", type=int, help="dev evaluations (and checkpoints) per epoch"
     )
-    p.add_argument("--seed", type=int, default=0, help="seeds initialisation, batches, subsets")
+    p.add_argument("--seed", type=int, help="seeds initialisation, batches, subsets")
     p.add_argument(
         "--max-examples",
         type=int,
         nargs="+",
-        default=None,
         help="seeded random subset: one cap for every training file, or one per file",
     )
     p.add_argument(
         "--train-weights",
         type=float,
         nargs="+",
-        default=None,
         help="loss weight of each training file's batches (one per file; default all 1): "
         "rebalances files whose batches hold very different numbers of examples",
     )
     p.add_argument(
         "--class-weights",
         nargs="+",
-        default=None,
         metavar="W",
         help="loss weight per label: 'balanced' (inverse frequency in the training data) or "
         "one number per label in label order (default: unweighted)",
     )
     p.add_argument(
         "--metric",
-        default=None,
         choices=["accuracy", "mcc", "f1"],
         help="dev metric that selects the best head (default: accuracy, f1 for token heads)",
     )
-    p.add_argument("--overlap", type=int, default=64, help="window overlap (as the engine)")
-    p.add_argument(
-        "--cache-dir", default="cache/features", help="where cached backbone states are kept"
-    )
+    p.add_argument("--overlap", type=int, help="window overlap (as the engine)")
+    p.add_argument("--cache-dir", help="where cached backbone states are kept")
     p.add_argument(
         "--slice",
         dest="slice_size",
         type=int,
-        default=200,
         help="engine-scored dev slice (0: skip)",
     )
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint")
-    p.add_argument("--threads", type=int, default=2, help="CPU threads for torch")
-    p.add_argument("--version", default="1", help="head version written to the manifest")
-    p.add_argument("--description", default="", help="free text written to the manifest")
-    p.set_defaults(func=run_train)
+    p.add_argument("--threads", type=int, help="CPU threads for torch")
+    p.add_argument("--version", help="head version written to the manifest")
+    p.add_argument("--description", help="free text written to the manifest")
+    # the defaults are TrainConfig's, so the two cannot drift apart
+    p.set_defaults(func=run_train, **config_defaults())
 
 
 def add_eval_parser(sub: Any) -> None:

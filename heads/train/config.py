@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from typing import Any
 
 
@@ -58,3 +58,8 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def config_defaults() -> dict[str, Any]:
+    """Every knob's default: `sidetask train` takes its flag defaults from here."""
+    return {f.name: f.default for f in fields(TrainConfig) if f.default is not MISSING}
