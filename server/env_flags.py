@@ -14,7 +14,8 @@ from __future__ import annotations
 import argparse
 import os
 import shlex
-from collections.abc import Iterable, Mapping, Sequence
+import sys
+from collections.abc import Iterable, Sequence
 
 TRUE = {"1", "true", "yes", "on"}
 FALSE = {"0", "false", "no", "off", ""}
@@ -77,22 +78,19 @@ def _switch(raw: str, name: str, parser: argparse.ArgumentParser) -> bool:
     if value in FALSE:
         return False
     parser.error(f"{name}={raw!r}: expected true or false (1/0, yes/no, on/off)")
-    raise AssertionError  # parser.error exits
 
 
 def env_tokens(
     parser: argparse.ArgumentParser,
     prefix: str,
     argv: Sequence[str],
-    environ: Mapping[str, str] | None = None,
     skip: Iterable[str] = (),
 ) -> list[str]:
     """Command-line words for every flag that ``argv`` leaves unset and the environment sets."""
-    environ = os.environ if environ is None else environ
     tokens: list[str] = []
     for action, flag in _flag_actions(parser, skip):
         name = env_name(prefix, flag)
-        raw = environ.get(name)
+        raw = os.environ.get(name)
         if raw is None or _given(action, argv):
             continue
         if isinstance(action, argparse.BooleanOptionalAction):
@@ -111,8 +109,6 @@ def parse_with_env(
     parser: argparse.ArgumentParser, argv: Sequence[str] | None, prefix: str
 ) -> argparse.Namespace:
     """``parser.parse_args`` with unset flags taken from ``<prefix><FLAG>`` variables."""
-    import sys
-
     words = list(sys.argv[1:] if argv is None else argv)
     document_env(parser, prefix)
     return parser.parse_args(with_env(parser, prefix, words))
