@@ -74,3 +74,11 @@ def final_dev_accuracy(
     )
     train(cfg)
     return float(read_log(cfg.out)[-1]["dev"])  # type: ignore[arg-type]
+
+
+def contradictory_file(path: Path, repeat: int = 1) -> Path:
+    """Every toy text once per label: no head can fit it, so the dev accuracy on it is 0.5
+    whatever the head says; only class weights can tip a prediction."""
+    rows = [{"text": t, "label": lab} for t in POS + NEG for lab in ("negative", "positive")]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows * repeat))
+    return path

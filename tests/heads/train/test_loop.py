@@ -8,7 +8,16 @@ from pathlib import Path
 
 import pytest
 import torch
-from train_harness import NEG, POS, config, final_dev_accuracy, ner_file, read_log, sentiment_file
+from train_harness import (
+    NEG,
+    POS,
+    config,
+    contradictory_file,
+    final_dev_accuracy,
+    ner_file,
+    read_log,
+    sentiment_file,
+)
 
 from heads.io import load_head, save_head
 from heads.train.batches import Batch
@@ -237,9 +246,7 @@ def test_class_weights_tip_contradictory_labels_to_the_heavier_class(
     tmp_path: Path, tiny_roberta_dir: Path
 ) -> None:
     """Every text appears once per label: only the class weights can decide the prediction."""
-    both = tmp_path / "both.jsonl"
-    rows = [{"text": t, "label": lab} for t in POS + NEG for lab in ("negative", "positive")]
-    both.write_text("".join(json.dumps(r) + "\n" for r in rows * 2))
+    both = contradictory_file(tmp_path / "both.jsonl", repeat=2)
     all_positive = tmp_path / "positive.jsonl"
     all_positive.write_text(
         "".join(json.dumps({"text": t, "label": "positive"}) + "\n" for t in POS + NEG)

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 import torch
 from conftest import random_head
-from train_harness import NEG, POS, config, read_log, sentiment_file
+from train_harness import config, contradictory_file, read_log, sentiment_file
 
 from heads.train.batches import Batch
 from heads.train.config import TrainConfig
@@ -17,14 +16,6 @@ from heads.train.features import IGNORE
 from heads.train.loop import train
 from heads.train.objective import batch_loss
 from models.backbone import Backbone
-
-
-def contradictory_file(path: Path) -> Path:
-    """Every text once per label: dev accuracy is 0.5 whatever the head says, so no
-    evaluation after the first ever improves."""
-    rows = [{"text": t, "label": lab} for t in POS + NEG for lab in ("negative", "positive")]
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return path
 
 
 def test_lr_patience_waits_before_halving(tmp_path: Path, tiny_roberta_dir: Path) -> None:
