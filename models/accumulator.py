@@ -8,7 +8,6 @@ the concatenated projections, LayerNorm per task slice, scale by w_{t,i}, add in
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -48,8 +47,13 @@ def mixing_weights(logits: torch.Tensor, alpha: float, cutoff: float) -> torch.T
 
 
 def resolve_kernel(kernel: str, device: torch.device) -> str:
-    """Which path runs: SIDETASK_KERNEL or the setting forces one; otherwise CUDA uses Triton."""
-    choice = os.environ.get("SIDETASK_KERNEL", kernel) or "auto"
+    """Which path runs: ``torch`` or ``triton`` as asked; ``auto`` is Triton on CUDA.
+
+    The server asks for a concrete path, settled at start-up by
+    :func:`models.kernel_check.choose_kernel` (which checks the kernel on the device first);
+    the choice comes from Settings only, never from the environment directly.
+    """
+    choice = kernel or "auto"
     if choice not in KERNEL_CHOICES:
         raise ValueError(f"kernel must be one of {KERNEL_CHOICES}, got {choice!r}")
     if choice == "auto":

@@ -71,7 +71,7 @@ async def _load(state: AppState, factory: EngineFactory) -> None:
     try:
         engine = await _in_daemon_thread(factory, state.settings)
     except Exception as exc:
-        state.load_error = f"{type(exc).__name__}: {exc}"
+        state.fail_load(exc)
         log.critical("cannot start: %s", state.load_error)
         state.request_exit(1)
         return

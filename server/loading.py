@@ -10,6 +10,7 @@ from heads.registry import HeadSet, load_head_set
 from models.backbone import Backbone
 from models.defaults import DEFAULT_BACKBONE_NAME, PRETRAINED_HEADS, default_backbone_path
 from models.hardware import cpu_has_fast_bf16
+from models.kernel_check import KernelChoice, choose_kernel
 from server.engine import Engine, EngineConfig, StageObserver
 from server.settings import Settings
 
@@ -94,12 +95,13 @@ def load_heads(settings: Settings, backbone: Backbone) -> HeadSet:
     return heads
 
 
-def engine_config(settings: Settings) -> EngineConfig:
+def engine_config(settings: Settings, kernel: str | None = None) -> EngineConfig:
+    """The engine's knobs; ``kernel`` is the path :func:`check_kernel` settled on."""
     return EngineConfig(
         max_batch_tokens=settings.max_batch_tokens,
         max_batch_size=settings.max_batch_size,
         window_overlap=settings.window_overlap,
-        kernel=settings.kernel,
+        kernel=kernel or settings.kernel,
         generate_max_length=settings.generate_max_length,
         generate_num_beams=settings.generate_num_beams,
     )
@@ -110,4 +112,13 @@ def build_engine(settings: Settings, observer: StageObserver | None = None) -> E
         torch.set_num_threads(settings.threads)
     backbone = load_backbone(settings)
     heads = load_heads(settings, backbone)
-    return Engine(backbone, heads, engine_config(settings), observer)
+    kernel = check_kernel(settings, backbone, heads)
+    return Engine(backbone, heads, engine_config(settings, kernel.path), observer)
+
+
+def check_kernel(settings: Settings, backbone: Backbone, heads: HeadSet) -> KernelChoice:
+    """The accumulator path, proven on this device before the first request (CUDA only:
+    elsewhere ``auto`` is the torch path without a check)."""
+    choice = choose_kernel(settings.kernel, backbone.device, [(backbone.dtype, heads.dtype)])
+    log.info("accumulator path: %s (%s)", choice.path, choice.reason)
+    return choice

@@ -91,6 +91,12 @@ class Metrics:
             ["backbone", "heads", "versions", "kernel"],
             registry=r,
         )
+        self.kernel_info = Gauge(
+            "sidetask_kernel_info",
+            "The accumulator path serving (torch, or triton once checked on the device).",
+            ["path"],
+            registry=r,
+        )
         self.rejected = Counter(
             "sidetask_rejected_requests_total",
             "Requests refused before the model ran.",
@@ -114,6 +120,8 @@ class Metrics:
         self.model_info.labels(
             backbone=backbone, heads=names, versions=versions, kernel=kernel
         ).set(1)
+        self.kernel_info.clear()
+        self.kernel_info.labels(path=kernel).set(1)
         self.heads_loaded.set(len(heads))
 
     def scrape(self) -> bytes:

@@ -28,7 +28,8 @@ class AppState:
     keys: KeyChecker
     engine: Engine | None = None
     batcher: Batcher | None = None
-    load_error: str | None = None
+    load_error: str | None = None  # for the log only: it may name paths and internals
+    load_stage: str = "model"  # what failed, the only part /readyz shows
     draining: bool = False
     drain_started: float = float("inf")  # time.monotonic() when the drain began
     exit_code: int = 0
@@ -40,7 +41,7 @@ class AppState:
     def readiness(self) -> tuple[ErrorKind | None, str]:
         """(None, "ready") or the reason this instance should get no traffic."""
         if self.load_error is not None:
-            return ErrorKind.NOT_READY, f"model failed to load: {self.load_error}"
+            return ErrorKind.NOT_READY, f"start-up failed: {self.load_stage} (see the server log)"
         if self.engine is None or self.batcher is None:
             return ErrorKind.NOT_READY, "model is loading"
         if not self.batcher.alive:
@@ -48,6 +49,12 @@ class AppState:
         if self.draining:
             return ErrorKind.DRAINING, "server is draining"
         return None, "ready"
+
+    def fail_load(self, exc: BaseException) -> None:
+        """Record why the engine could not be built: the text for the log, the stage for
+        /readyz (a load error can hold file paths and library internals)."""
+        self.load_error = f"{type(exc).__name__}: {exc}"
+        self.load_stage = load_stage(exc)
 
     def ready_engine(self) -> tuple[Engine, Batcher]:
         kind, reason = self.readiness()
@@ -82,6 +89,18 @@ class AppState:
             return
         with contextlib.suppress(RuntimeError):  # loop already closed
             self.loop.call_soon_threadsafe(self.request_exit, 70)
+
+
+def load_stage(exc: BaseException) -> str:
+    """Which start-up stage an exception from building the engine comes from."""
+    from heads.io import HeadLoadError
+    from models.kernel_check import KernelCheckError
+
+    if isinstance(exc, HeadLoadError):
+        return "heads"
+    if isinstance(exc, KernelCheckError):
+        return "kernel check"
+    return "model"
 
 
 def get_state(request: Request) -> AppState:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 from conftest import random_head
@@ -142,13 +144,25 @@ def test_plan_refuses_mismatched_tasks(tiny_roberta: Backbone, minilm: Backbone)
 
 def test_kernel_choice(monkeypatch: pytest.MonkeyPatch) -> None:
     cpu = torch.device("cpu")
-    monkeypatch.delenv("SIDETASK_KERNEL", raising=False)
     monkeypatch.delenv("TRITON_INTERPRET", raising=False)
     assert resolve_kernel("auto", cpu) == "torch"
     with pytest.raises(ValueError, match="TRITON_INTERPRET"):
         resolve_kernel("triton", cpu)
-    monkeypatch.setenv("SIDETASK_KERNEL", "torch")
-    assert resolve_kernel("triton", cpu) == "torch"
-    monkeypatch.setenv("SIDETASK_KERNEL", "magic")
     with pytest.raises(ValueError, match="kernel must be one of"):
-        resolve_kernel("auto", cpu)
+        resolve_kernel("magic", cpu)
+
+
+def test_the_environment_never_overrides_the_kernel_argument(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The choice comes through Settings (flags win over SIDETASK_KERNEL), not os.environ."""
+    cpu = torch.device("cpu")
+    monkeypatch.delenv("TRITON_INTERPRET", raising=False)
+    monkeypatch.setenv("SIDETASK_KERNEL", "torch")
+    with pytest.raises(ValueError, match="TRITON_INTERPRET"):
+        resolve_kernel("triton", cpu)  # asked for triton: the variable does not turn it off
+    monkeypatch.setenv("SIDETASK_KERNEL", "magic")
+    assert resolve_kernel("torch", cpu) == "torch"
+    models = Path(__file__).resolve().parents[2] / "models"
+    readers = [p for p in models.rglob("*.py") if "SIDETASK_" in p.read_text()]
+    assert readers == []

@@ -14,9 +14,8 @@ pytestmark = pytest.mark.usefixtures("interpreter")
 
 
 def test_streaming_with_triton_equals_stacked_reference(
-    tiny_roberta: Backbone, monkeypatch: pytest.MonkeyPatch
+    tiny_roberta: Backbone,
 ) -> None:
-    monkeypatch.setenv("SIDETASK_KERNEL", "triton")
     info = tiny_roberta.info
     heads = [
         random_head(info, "sentiment", k=16, seed=1),
@@ -30,7 +29,7 @@ def test_streaming_with_triton_equals_stacked_reference(
     ids = torch.randint(5, len(tiny_roberta.tokenizer), (2, 11), generator=gen)
     mask = torch.ones_like(ids)
     mask[1, 7:] = 0
-    acc = StreamingAccumulator(plan, 2, 11, kernel="auto")
+    acc = StreamingAccumulator(plan, 2, 11, kernel="triton")
     assert acc.kernel == "triton"
     tiny_roberta.forward(ids, mask, acc, plan.last_layer, main=False)
     expected = reference_features(tiny_roberta, ids, mask, tasks)
