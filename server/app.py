@@ -13,6 +13,7 @@ import signal
 import threading
 from collections.abc import AsyncIterator, Callable
 from types import FrameType
+from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
@@ -106,6 +107,22 @@ async def drain(state: AppState) -> bool:
     return finished and state.analyze_inflight == 0
 
 
+def _new_app(docs: bool, lifespan: Any) -> FastAPI:
+    """The FastAPI app; /docs and /redoc load Swagger UI and ReDoc from this server
+    (fastapi-offline bundles them), so they work in an air-gapped cluster."""
+    common: dict[str, Any] = {
+        "title": "sidetask",
+        "version": "0.1.0",
+        "description": DESCRIPTION,
+        "lifespan": lifespan,
+    }
+    if not docs:
+        return FastAPI(docs_url=None, redoc_url=None, openapi_url=None, **common)
+    from fastapi_offline import FastAPIOffline
+
+    return FastAPIOffline(static_url="/docs-static", **common)
+
+
 def create_app(
     settings: Settings | None = None, engine_factory: EngineFactory | None = None
 ) -> FastAPI:
@@ -131,23 +148,17 @@ def create_app(
                 state.batcher.stop()
             loader.cancel()
 
-    app = FastAPI(
-        title="sidetask",
-        version="0.1.0",
-        description=DESCRIPTION,
-        lifespan=lifespan,
-        docs_url="/docs" if settings.docs else None,
-        redoc_url="/redoc" if settings.docs else None,
-        openapi_url="/openapi.json" if settings.docs else None,
-    )
+    app = _new_app(settings.docs, lifespan)
     app.state.sidetask = state
     install_error_handlers(app)
-    from server.routes import analyze, info
+    from server.routes import analyze, info, openai_compat, tei_compat, ui
 
-    app.include_router(analyze.router)
-    app.include_router(info.router)
+    routers = [analyze.router, info.router, openai_compat.router, tei_compat.router, ui.router]
+    for router in routers:
+        app.include_router(router)
+    json_paths = {"/analyze", "/v1/embeddings", "/embed", "/predict"}
     app.add_middleware(
-        BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes, json_paths={"/analyze"}
+        BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes, json_paths=json_paths
     )
     if settings.cors_origins:
         app.add_middleware(
@@ -159,7 +170,7 @@ def create_app(
         )
     routes = [
         getattr(r, "path", "")
-        for r in [*app.routes, *analyze.router.routes, *info.router.routes]
+        for r in [*app.routes, *(r for router in routers for r in router.routes)]
         if getattr(r, "path", "")
     ]
     app.add_middleware(RequestContextMiddleware, state=state, routes=routes)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import torch
 
-from heads.registry import HeadSet, load_head_set
-from models.backbone import Backbone
+from heads.io import HeadLoadError, check_fingerprint, read_manifest
+from heads.registry import HeadSet, head_folders, load_head_set
+from models.backbone import Backbone, BackboneInfo
 from models.defaults import DEFAULT_BACKBONE_NAME, PRETRAINED_HEADS, default_backbone_path
 from models.hardware import cpu_has_fast_bf16
 from models.kernel_check import KernelChoice, choose_kernel
@@ -73,9 +75,41 @@ def resolve_accumulator_dtype(settings: Settings, backbone: Backbone) -> torch.d
     return backbone.dtype
 
 
+def shipped_heads_for(info: BackboneInfo) -> list[Path]:
+    """The shipped head folders made for ``info``'s backbone; the others are logged, not loaded.
+
+    Someone who brings their own backbone and names no heads folder wants it served, not a
+    refusal because the heads trained for the packaged MiniLM do not fit it. Heads they name
+    (``heads_dir``) are still checked strictly by load_head_set.
+    """
+    fitting: list[Path] = []
+    left_out: list[str] = []
+    for folder in head_folders([PRETRAINED_HEADS]):
+        try:
+            check_fingerprint(read_manifest(folder), info, str(folder))
+        except HeadLoadError as exc:
+            left_out.append(f"{folder.name} ({exc})")
+            continue
+        fitting.append(folder)
+    if left_out:
+        log.warning(
+            "backbone %s is not the one the shipped heads were trained on; left out: %s. "
+            "Train heads for it (sidetask train --backbone ...) and pass --heads-dir.",
+            info.name,
+            "; ".join(left_out),
+        )
+    return fitting
+
+
 def load_heads(settings: Settings, backbone: Backbone) -> HeadSet:
-    """Every head under the configured folders (the shipped ones by default)."""
-    roots = settings.heads_dir if settings.heads_dir is not None else [PRETRAINED_HEADS]
+    """Every head under the configured folders; by default the shipped heads that fit."""
+    roots: list[Path]
+    if settings.heads_dir is not None:
+        roots = list(settings.heads_dir)
+    elif settings.backbone:
+        roots = shipped_heads_for(backbone.info)
+    else:
+        roots = [PRETRAINED_HEADS]
     head_dtype = resolve_head_dtype(settings.head_dtype)
     heads = load_head_set(
         roots,
@@ -89,7 +123,7 @@ def load_heads(settings: Settings, backbone: Backbone) -> HeadSet:
     if not heads.heads:
         log.warning(
             "no trained heads found under %s: serving the main task (%s) only",
-            ", ".join(map(str, roots)),
+            ", ".join(map(str, roots)) or "the shipped heads",
             backbone.info.main_task,
         )
     return heads
