@@ -61,14 +61,44 @@ def check_fingerprint(manifest: HeadManifest, info: BackboneInfo, where: str) ->
             )
 
 
+def check_structure(manifest: HeadManifest, info: BackboneInfo | None, where: str) -> None:
+    """Refuse what the schema lets through but the head cannot use: attention heads that do
+    not divide k (the layer cannot be built), layer logits for another depth (they would be
+    silently replaced by fresh ones), learned positions shorter than the backbone's windows
+    (every request would fail)."""
+    name = manifest.name
+    if manifest.k % manifest.num_attention_heads:
+        raise HeadLoadError(
+            f"{where}: head {name!r} has k={manifest.k}, not a multiple of its "
+            f"num_attention_heads={manifest.num_attention_heads}"
+        )
+    states = manifest.backbone.num_layers + 1
+    if len(manifest.layer_logits) != states:
+        raise HeadLoadError(
+            f"{where}: head {name!r} has {len(manifest.layer_logits)} layer_logits, its "
+            f"backbone has {states} hidden states"
+        )
+    if info is not None and manifest.positions and manifest.max_positions < info.max_length:
+        raise HeadLoadError(
+            f"{where}: head {name!r} learned positions for {manifest.max_positions} tokens, "
+            f"but this backbone's windows hold {info.max_length} (serve with --max-length "
+            f"{manifest.max_positions} or retrain the head)"
+        )
+
+
 def load_head(
     folder: str | Path, info: BackboneInfo | None = None, device: str | torch.device = "cpu"
 ) -> TaskHead:
-    """Load a head folder; with ``info``, check it matches the running backbone."""
+    """Load a head folder; with ``info``, check it matches the running backbone.
+
+    Every way a head can fail to load or build raises :class:`HeadLoadError`, so a bad head
+    is skipped (``skip_bad_heads``) or refused (422 on reload), never a crash.
+    """
     folder = Path(folder)
     manifest = read_manifest(folder)
     if info is not None:
         check_fingerprint(manifest, info, str(folder))
+    check_structure(manifest, info, str(folder))
     weights = folder / WEIGHTS_FILE
     if not weights.is_file():
         raise HeadLoadError(f"{folder}: no {WEIGHTS_FILE}")
@@ -76,7 +106,12 @@ def load_head(
         tensors = load_file(str(weights))
     except (SafetensorError, OSError, ValueError) as exc:
         raise HeadLoadError(f"{weights}: corrupt safetensors file ({exc})") from exc
-    head = TaskHead(manifest)
+    try:
+        head = TaskHead(manifest)
+    except Exception as exc:  # a module constructor's assert or ValueError: still a bad head
+        raise HeadLoadError(
+            f"{folder}: cannot build head {manifest.name!r} ({type(exc).__name__}: {exc})"
+        ) from exc
     try:
         head.load_state_dict(tensors, strict=True)
     except RuntimeError as exc:

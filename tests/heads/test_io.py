@@ -12,7 +12,8 @@ from conftest import random_head
 from heads.io import HeadLoadError, load_head, read_manifest, save_head
 from heads.manifest import MANIFEST_FILE, WEIGHTS_FILE
 from heads.registry import load_head_set
-from models.backbone import Backbone
+from heads.task_head import TaskHead
+from models.backbone import Backbone, BackboneInfo
 
 
 @pytest.mark.parametrize("kind", ["sequence", "token"])
@@ -111,3 +112,62 @@ def test_head_named_like_the_main_task_is_refused(tiny_roberta: Backbone, tmp_pa
     save_head(random_head(tiny_roberta.info, "embedding"), tmp_path / "embedding")
     with pytest.raises(HeadLoadError, match="already taken"):
         load_head_set([tmp_path], tiny_roberta.info, reserved=["embedding"])
+
+
+def _save_with(info: BackboneInfo, folder: Path, **changes: object) -> Path:
+    """A random head whose manifest (and so its tensors) were made with ``changes``."""
+    manifest = random_head(info, "odd").manifest.model_copy(update=changes)
+    return save_head(TaskHead(manifest), folder)
+
+
+def test_attention_heads_that_do_not_divide_k_are_a_load_error(
+    tiny_roberta: Backbone, tmp_path: Path
+) -> None:
+    save_head(random_head(tiny_roberta.info, "good"), tmp_path / "good")
+    odd = save_head(random_head(tiny_roberta.info, "odd", k=16), tmp_path / "odd")
+    data = json.loads((odd / MANIFEST_FILE).read_text())
+    data["num_attention_heads"] = 3  # the schema accepts it; nn.MultiheadAttention asserts
+    (odd / MANIFEST_FILE).write_text(json.dumps(data))
+    with pytest.raises(HeadLoadError, match="k=16, not a multiple of its num_attention_heads=3"):
+        load_head(odd, tiny_roberta.info)
+    heads = load_head_set([tmp_path], tiny_roberta.info, skip_failures=True)
+    assert heads.names == ["good"] and "num_attention_heads" in heads.failures[0].error
+
+
+def test_positions_shorter_than_the_window_are_a_load_error(
+    tiny_roberta: Backbone, tmp_path: Path
+) -> None:
+    window = tiny_roberta.info.max_length
+    short = _save_with(tiny_roberta.info, tmp_path / "short", positions=True, max_positions=8)
+    assert window > 8
+    with pytest.raises(HeadLoadError, match=f"positions for 8 tokens.*windows hold {window}"):
+        load_head(short, tiny_roberta.info)
+    load_head(short)  # without a backbone to compare with, the folder itself is fine
+    enough = tmp_path / "enough"
+    _save_with(tiny_roberta.info, enough, positions=True, max_positions=window)
+    assert load_head(enough, tiny_roberta.info).manifest.max_positions == window
+
+
+def test_layer_logits_for_another_depth_are_a_load_error(
+    tiny_roberta: Backbone, tmp_path: Path
+) -> None:
+    folder = save_head(random_head(tiny_roberta.info, "task"), tmp_path / "task")
+    data = json.loads((folder / MANIFEST_FILE).read_text())
+    data["layer_logits"] = data["layer_logits"][:-1]
+    (folder / MANIFEST_FILE).write_text(json.dumps(data))
+    with pytest.raises(HeadLoadError, match="layer_logits"):
+        load_head(folder, tiny_roberta.info)
+
+
+def test_any_failure_to_build_a_head_is_a_load_error(
+    tiny_roberta: Backbone, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = save_head(random_head(tiny_roberta.info, "task"), tmp_path / "task")
+
+    def broken(manifest: object) -> None:
+        raise AssertionError("embed_dim must be divisible by num_heads")
+
+    monkeypatch.setattr("heads.io.TaskHead", broken)
+    with pytest.raises(HeadLoadError, match=r"cannot build head 'task' \(AssertionError"):
+        load_head(folder, tiny_roberta.info)
+    assert load_head_set([tmp_path], tiny_roberta.info, skip_failures=True).names == []

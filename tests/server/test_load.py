@@ -14,7 +14,7 @@ import pytest
 from app_harness import assert_same_answers
 from conftest import random_head
 
-from models.backbone import Backbone
+from models.backbone import Backbone, BackboneInfo
 from server.engine import Engine
 from server.loading import engine_config, load_heads
 from server.settings import Settings
@@ -147,17 +147,43 @@ def test_hot_reload_under_load_adds_a_task_and_fails_no_request(
     asyncio.run(go())
 
 
+def _broken_head(kind: str, info: BackboneInfo, folder: Path) -> None:
+    """A head folder that must not load: a junk manifest, or one the schema accepts but
+    the head cannot use (attention heads not dividing k; positions shorter than windows)."""
+    if kind == "junk":
+        folder.mkdir()
+        (folder / "manifest.json").write_text('{"name": "../etc", "kind": "sequence"}')
+        return
+    from heads.io import save_head
+    from heads.task_head import TaskHead
+
+    head = random_head(info, "broken", k=16)
+    if kind == "attention":
+        save_head(head, folder)
+        path = folder / "manifest.json"
+        path.write_text(
+            path.read_text().replace('"num_attention_heads": 2', '"num_attention_heads": 3')
+        )
+        return
+    short = head.manifest.model_copy(update={"positions": True, "max_positions": 4})
+    save_head(TaskHead(short), folder)
+
+
+@pytest.mark.parametrize("kind", ["junk", "attention", "short_positions"])
 def test_reload_with_a_broken_head_keeps_the_old_set(
-    make_app: Any, client_for: Any, heads_root: Path, tmp_path: Path
+    make_app: Any,
+    client_for: Any,
+    heads_root: Path,
+    tiny_roberta: Backbone,
+    tmp_path: Path,
+    kind: str,
 ) -> None:
     root = tmp_path / "heads"
     shutil.copytree(heads_root, root)
 
     async def go() -> None:
         async with client_for(make_app(heads_dir=root)) as c:
-            broken = root / "broken"
-            broken.mkdir()
-            (broken / "manifest.json").write_text('{"name": "../etc", "kind": "sequence"}')
+            _broken_head(kind, tiny_roberta.info, root / "broken")
             r = await c.post("/admin/reload")
             assert r.status_code == 422 and r.json()["error"]["code"] == "head_invalid"
             assert [h["name"] for h in (await c.get("/tasks")).json()["heads"]] == [
