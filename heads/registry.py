@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,16 +26,32 @@ class LoadFailure:
     error: str
 
 
+#: Task subsets whose fused plans a HeadSet keeps (the plan_cache_size setting).
+DEFAULT_PLAN_CACHE = 64
+
+
 @dataclass
 class HeadSet:
-    """An immutable-by-convention snapshot of heads; plans are cached per task subset."""
+    """An immutable-by-convention snapshot of heads; plans are cached per task subset.
+
+    Each plan holds its own concatenated copy of the subset's projections, and clients choose
+    the subsets (2^N - 1 of them with N heads): the cache keeps the ``max_plans`` most
+    recently used and rebuilds an evicted one on demand (a few ms).
+    """
 
     heads: dict[str, TaskHead]
     failures: list[LoadFailure] = field(default_factory=list)
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     dtype: torch.dtype = torch.float32  # the accumulator's projections
-    _plans: dict[frozenset[str], AccumulatorPlan] = field(default_factory=dict, repr=False)
+    max_plans: int = DEFAULT_PLAN_CACHE
+    _plans: OrderedDict[frozenset[str], AccumulatorPlan] = field(
+        default_factory=OrderedDict, repr=False
+    )
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.max_plans < 1:
+            raise ValueError(f"max_plans must be at least 1, got {self.max_plans}")
 
     @property
     def module_dtype(self) -> torch.dtype:
@@ -49,11 +66,20 @@ class HeadSet:
         key = frozenset(names)
         with self._lock:
             plan = self._plans.get(key)
-            if plan is None:
-                tasks = [self.heads[n].projection() for n in sorted(key)]
-                plan = AccumulatorPlan.build(tasks, self.device, self.dtype)
-                self._plans[key] = plan
+            if plan is not None:
+                self._plans.move_to_end(key)
+                return plan
+            tasks = [self.heads[n].projection() for n in sorted(key)]
+            plan = AccumulatorPlan.build(tasks, self.device, self.dtype)
+            self._plans[key] = plan
+            while len(self._plans) > self.max_plans:
+                self._plans.popitem(last=False)  # least recently used
             return plan
+
+    @property
+    def cached_plans(self) -> int:
+        """How many task subsets have a plan built (at most ``max_plans``)."""
+        return len(self._plans)
 
 
 def head_folders(roots: Sequence[str | Path]) -> list[Path]:
@@ -76,6 +102,7 @@ def load_head_set(
     skip_failures: bool = False,
     reserved: Iterable[str] = (),
     module_dtype: torch.dtype | None = None,
+    max_plans: int = DEFAULT_PLAN_CACHE,
 ) -> HeadSet:
     """Load every head under ``roots``; a bad head raises unless ``skip_failures``.
 
@@ -99,4 +126,10 @@ def load_head_set(
         if module_dtype is not None:
             head.head.to(module_dtype)  # the mixer stays float32: its softmax weights need it
         heads[head.name] = head
-    return HeadSet(heads=heads, failures=failures, device=torch.device(device), dtype=dtype)
+    return HeadSet(
+        heads=heads,
+        failures=failures,
+        device=torch.device(device),
+        dtype=dtype,
+        max_plans=max_plans,
+    )

@@ -119,6 +119,7 @@ def load_heads(settings: Settings, backbone: Backbone) -> HeadSet:
         module_dtype=head_dtype,
         skip_failures=settings.skip_bad_heads,
         reserved=[backbone.info.main_task],
+        max_plans=settings.plan_cache_size,
     )
     if not heads.heads:
         log.warning(

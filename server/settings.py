@@ -54,7 +54,16 @@ class Settings(BaseSettings):
         ),
     )
     kernel: Literal["auto", "torch", "triton"] = Field(
-        "auto", description="Accumulator path: auto = Triton on CUDA, torch on CPU."
+        "auto",
+        description="Accumulator path: auto = Triton on CUDA once it matches the torch path on "
+        "a start-up check (else torch, with a warning), torch on CPU; triton fails start-up "
+        "on a mismatch.",
+    )
+    plan_cache_size: int = Field(
+        64,
+        gt=0,
+        description="Task subsets whose fused accumulator weights stay built (least recently "
+        "used dropped first); each holds a copy of its heads' projections.",
     )
     max_length: int | None = Field(
         None, gt=8, description="Tokens per window; empty = the backbone's own limit."
