@@ -50,6 +50,9 @@ class HeadManifest(BaseModel):
     block: Literal["attention", "encoder"] = "attention"
     # Token heads only: add a learned embedding of each token's casing class (heads/casing.py).
     case_features: bool = False
+    # The head's logits are divided by this before the softmax: fitted on the validation
+    # split after training (heads/train/calibration.py) so that scores are calibrated.
+    temperature: float = Field(default=1.0, gt=0, le=100)
     backbone: BackboneFingerprint
     training: dict[str, Any] = Field(default_factory=dict)
     metrics: dict[str, float] = Field(default_factory=dict)

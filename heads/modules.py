@@ -53,6 +53,8 @@ class SequenceClassificationHead(nn.Module):
             )
         self.dropout = nn.Dropout(dropout)
         self.classifier = nn.Linear(k, num_labels)
+        # Calibration (manifest ``temperature``): logits are divided by it; 1 while training.
+        self.temperature = 1.0
 
     def pooled_sums(
         self, features: torch.Tensor, mask: torch.Tensor
@@ -123,7 +125,8 @@ class SequenceClassificationHead(nn.Module):
 
     def classify(self, sums: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
         pooled = sums if self.pooling == "max" else sums / counts.clamp_min(1.0)
-        return self.classifier(self.dropout(pooled))
+        logits = self.classifier(self.dropout(pooled))
+        return logits if self.temperature == 1.0 else logits / self.temperature
 
     def forward(self, features: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         sums, counts = self.pooled_sums(features, mask)
@@ -158,6 +161,7 @@ class TokenClassificationHead(nn.Module):
             norm_first=True,
         )
         self.classifier = nn.Linear(k, num_labels)
+        self.temperature = 1.0  # as the sequence head's: calibration, 1 while training
         self.case_embedding: nn.Embedding | None = None
         if case_features:
             self.case_embedding = nn.Embedding(NUM_CASE_CLASSES, k)
@@ -174,4 +178,5 @@ class TokenClassificationHead(nn.Module):
         elif case_ids is not None:
             raise ValueError("this head has no case features: case_ids given")
         encoded = self.encoder(features, src_key_padding_mask=mask == 0)
-        return self.classifier(encoded)
+        logits = self.classifier(encoded)
+        return logits if self.temperature == 1.0 else logits / self.temperature

@@ -61,6 +61,12 @@ class TaskHead(nn.Module):
                 manifest.dropout,
                 manifest.case_features,
             )
+        self.head.temperature = manifest.temperature
+
+    def set_temperature(self, temperature: float) -> None:
+        """Calibrate: the head's logits are divided by ``temperature`` (kept in the manifest)."""
+        self.manifest = self.manifest.model_copy(update={"temperature": float(temperature)})
+        self.head.temperature = float(temperature)
 
     @property
     def name(self) -> str:

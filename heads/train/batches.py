@@ -26,6 +26,7 @@ class Batch:
     text_ids: torch.Tensor  # (N,) the texts of the batch, in group order
     labels: torch.Tensor  # (N,) sequence labels, or (W, T) token labels (IGNORE elsewhere)
     case_ids: torch.Tensor | None = None  # (W, T) casing classes, when the split has them
+    case_upper: torch.Tensor | None = None  # (W, T) those of the upper-cased text, if known
 
     @property
     def num_texts(self) -> int:
@@ -39,6 +40,7 @@ class Batch:
             self.text_ids.to(device),
             self.labels.to(device),
             None if self.case_ids is None else self.case_ids.to(device),
+            None if self.case_upper is None else self.case_upper.to(device),
         )
 
 
@@ -101,6 +103,7 @@ def load_batch(
     mask = np.zeros((len(wins), longest), dtype=np.int64)
     tok = np.full((len(wins), longest), IGNORE, dtype=np.int64)
     case = None if split.case_ids is None else np.full((len(wins), longest), SPECIAL, np.int64)
+    upper = None if split.case_upper is None else np.full((len(wins), longest), SPECIAL, np.int64)
     for row, w in enumerate(wins):
         n = int(split.win_length[w])
         buf[row, :n] = split.window_states(w)
@@ -110,6 +113,9 @@ def load_batch(
         if case is not None and split.case_ids is not None:
             a = int(split.win_offset[w])
             case[row, :n] = split.case_ids[a : a + n]
+        if upper is not None and split.case_upper is not None:
+            a = int(split.win_offset[w])
+            upper[row, :n] = split.case_upper[a : a + n]
     activated = torch.from_numpy(buf).permute(0, 2, 1, 3)
     labels = (
         torch.from_numpy(split.labels[units].astype(np.int64))
@@ -123,4 +129,5 @@ def load_batch(
         torch.tensor(units, dtype=torch.long),
         labels,
         None if case is None else torch.from_numpy(case),
+        None if upper is None else torch.from_numpy(upper),
     )

@@ -10,7 +10,7 @@ import os
 from typing import Any
 
 from heads.train.config import config_defaults
-from heads.train.data import FORMATS
+from heads.train.data import CASE_VIEWS, FORMATS
 
 
 class DefaultsHelp(argparse.ArgumentDefaultsHelpFormatter):
@@ -82,6 +82,37 @@ def add_train_parser(sub: Any) -> None:
         "--case-dropout",
         type=float,
         help="with --case-features: share of training windows shown as if lower-cased",
+    )
+    p.add_argument(
+        "--case-upper",
+        type=float,
+        help="with --case-features: share of training windows shown as if upper-cased "
+        "(headlines, shouting)",
+    )
+    p.add_argument(
+        "--select-case",
+        choices=["as-is", "all"],
+        help="token heads with case features: select on the validation split as is (as-is) "
+        "or on the mean of its as-is, lower-cased and upper-cased views (all)",
+    )
+    p.add_argument(
+        "--val-fraction",
+        type=float,
+        help="share of each training file held out as the validation split that every choice "
+        "(early stopping, checkpoint, temperature) is made on; dev is scored once at the end. "
+        "0: select on dev (legacy; optimistic dev numbers)",
+    )
+    p.add_argument(
+        "--val-seed",
+        type=int,
+        help="seeds which blocks of the training file are held out (independent of --seed, so "
+        "all seeds of a setting share one validation split)",
+    )
+    p.add_argument("--val-block", type=int, help="consecutive texts per held-out block")
+    p.add_argument(
+        "--calibrate",
+        action=argparse.BooleanOptionalAction,
+        help="fit the temperature of the head's scores on the validation split",
     )
     p.add_argument("--lr", type=float, help="AdamW learning rate")
     p.add_argument("--weight-decay", type=float, help="AdamW weight decay")
@@ -166,6 +197,12 @@ def add_eval_parser(sub: Any) -> None:
     p.add_argument("--overlap", type=int, default=64, help="window overlap in tokens")
     p.add_argument("--threads", type=int, default=2, help="CPU threads for torch")
     p.add_argument("--json", default=None, help="write the metrics as JSON here")
+    p.add_argument(
+        "--case",
+        default="as-is",
+        choices=[*CASE_VIEWS, "all"],
+        help="score the data as is, lower-cased, upper-cased, or all three (with their mean)",
+    )
     p.set_defaults(func=run_eval)
 
 
@@ -204,7 +241,7 @@ def run_eval(args: argparse.Namespace) -> int:
     import torch
 
     from heads.train.data import read_examples
-    from heads.train.engine_eval import evaluate_head, write_json
+    from heads.train.engine_eval import evaluate_views, write_json
     from heads.train.loop import load_backbone
     from heads.train.metrics import format_table
 
@@ -215,8 +252,15 @@ def run_eval(args: argparse.Namespace) -> int:
     examples = read_examples(args.data, args.format)
     if args.max_examples is not None:
         examples = examples[: args.max_examples]
-    result = evaluate_head(args.head, examples, backbone, args.overlap)
-    print(format_table(result))
+    views = list(CASE_VIEWS) if args.case == "all" else [args.case]
+    result = evaluate_views(args.head, examples, backbone, views, args.overlap)
+    for view in views:
+        if len(views) > 1:
+            print(f"== {view}")
+        print(format_table(result["views"][view]))
+    if len(views) > 1:
+        print(f"mean over views: {result['metric']} {result['mean']:.4f}")
     if args.json:
-        write_json(args.json, {"head": args.head, "data": args.data, **result})
+        single = result["views"][views[0]] if len(views) == 1 else {}
+        write_json(args.json, {"head": args.head, "data": args.data, **single, **result})
     return 0

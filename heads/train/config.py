@@ -29,6 +29,12 @@ class TrainConfig:
     block: str = "attention"  # sequence heads: attention | encoder (with feed-forward ff_dim)
     case_features: bool = False  # token heads: learned embedding of each token's casing class
     case_dropout: float = 0.0  # share of training windows shown with lower-cased case ids
+    case_upper: float = 0.0  # share of training windows shown with upper-cased case ids
+    select_case: str = "as-is"  # as-is | all: token heads select on the mean of case views
+    val_fraction: float = 0.1  # share of each training file held out for selection (0: dev)
+    val_seed: int = 0  # seeds which blocks are held out (the same for every training seed)
+    val_block: int = 50  # consecutive texts per held-out block
+    calibrate: bool = True  # fit the temperature on the validation split
     lr: float = 1e-3
     weight_decay: float = 0.01
     label_smoothing: float = 0.0  # share of each target spread evenly over all labels

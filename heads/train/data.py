@@ -238,6 +238,32 @@ def read_examples(
     return examples
 
 
+CASE_VIEWS = ("as-is", "lower", "upper")
+
+
+def _recase(text: str, view: str) -> str:
+    """``text`` lower- or upper-cased character by character; a character whose case
+    mapping has another length ("ß" -> "SS") is kept, so words and offsets do not move."""
+    if view == "as-is":
+        return text
+    if view not in CASE_VIEWS:
+        raise ValueError(f"unknown case view {view!r}; choose one of {', '.join(CASE_VIEWS)}")
+    change = str.lower if view == "lower" else str.upper
+    return "".join(c2 if len(c2 := change(c)) == 1 else c for c in text)
+
+
+def case_view(examples: Sequence[Example], view: str) -> list[Example]:
+    """The examples as they read lower-cased or upper-cased (labels unchanged): NER must
+    hold up on chat and queries (lower case) and on headlines (ALL CAPS) too."""
+    out: list[Example] = []
+    for e in examples:
+        if isinstance(e, TokenExample):
+            out.append(TokenExample(tuple(_recase(t, view) for t in e.tokens), e.tags))
+        else:
+            out.append(TextExample(_recase(e.text, view), e.label))
+    return out
+
+
 def example_kind(examples: Sequence[Example]) -> Kind:
     return "token" if isinstance(examples[0], TokenExample) else "sequence"
 

@@ -11,7 +11,7 @@ import torch
 from heads.io import load_head, read_manifest, save_head
 from heads.registry import HeadSet
 from heads.task_head import TaskHead
-from heads.train.data import Example, read_examples
+from heads.train.data import Example, case_view, read_examples
 from heads.train.evaluate import predict_engine, score
 from models.backbone import Backbone
 
@@ -35,6 +35,24 @@ def evaluate_head(
     with torch.inference_mode():
         preds = predict_engine(engine, head.name, examples, head.labels)
     return score(head, examples, preds)
+
+
+def evaluate_views(
+    head_dir: str | Path,
+    examples: list[Example],
+    backbone: Backbone,
+    views: list[str],
+    overlap: int = 64,
+) -> dict[str, Any]:
+    """Metrics of the head on each case view of ``examples`` (``as-is``, ``lower``,
+    ``upper``) through the engine, and the mean of the headline metric over the views
+    (entity F1 for token heads, accuracy otherwise)."""
+    per_view = {
+        v: evaluate_head(head_dir, case_view(examples, v), backbone, overlap) for v in views
+    }
+    metric = "f1" if "f1" in next(iter(per_view.values())) else "accuracy"
+    mean = sum(float(r[metric]) for r in per_view.values()) / len(per_view)
+    return {"views": per_view, "metric": metric, "mean": mean}
 
 
 def record_slice_metrics(

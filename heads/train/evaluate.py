@@ -13,14 +13,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
 import torch
 
-from heads.postprocess import decode_entities, words_from_tokens
+from heads.postprocess import token_entities
 from heads.task_head import TaskHead
 from heads.train.batches import Batch, load_batch, plan, windows_by_text
 from heads.train.data import Example, TextExample, TokenExample, label_index
-from heads.train.features import CachedSplit, with_case_ids
+from heads.train.features import IGNORE, CachedSplit, with_case_ids
 from heads.train.metrics import classification_metrics, entities_to_tags, ner_metrics
 from models.windows import encode_texts, make_windows
 
@@ -51,6 +50,68 @@ def score(
 
 
 @torch.no_grad()
+def sequence_logits(
+    head: TaskHead, split: CachedSplit, max_tokens: int = 16384, device: torch.device | str = "cpu"
+) -> torch.Tensor:
+    """(texts, labels) logits of a sequence head from cached states (temperature applied)."""
+    head.eval()
+    groups = windows_by_text(split)
+    out = torch.zeros(split.num_examples, len(head.labels))
+    for units in plan(split, "sequence", max_tokens, shuffle=False):
+        batch = load_batch(split, "sequence", units, groups).to(torch.device(device))
+        out[units] = head_logits(head, batch).float().cpu()
+    return out
+
+
+@torch.no_grad()
+def token_logits(
+    head: TaskHead, split: CachedSplit, max_tokens: int = 16384, device: torch.device | str = "cpu"
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(logits (n, labels), gold labels (n,)) of every labelled cached token of a token head
+    (split with case ids when the head has case features): what its temperature is fitted on."""
+    head.eval()
+    logits, gold = [], []
+    for units in plan(split, "token", max_tokens, shuffle=False):
+        batch = load_batch(split, "token", units, None).to(torch.device(device))
+        keep = batch.labels != IGNORE
+        logits.append(head_logits(head, batch).float()[keep].cpu())
+        gold.append(batch.labels[keep].cpu())
+    return torch.cat(logits), torch.cat(gold)
+
+
+@torch.no_grad()
+def token_tables(
+    head: TaskHead,
+    split: CachedSplit,
+    examples: Sequence[Example],
+    tokenizer: Any,
+    max_length: int,
+    overlap: int,
+    max_tokens: int = 16384,
+    device: torch.device | str = "cpu",
+) -> tuple[list[Any], list[torch.Tensor]]:
+    """Per text: its encoding and the (tokens, labels) probabilities the engine would hold,
+    each token read from the window that owns it."""
+    head.eval()
+    if head.case_features:
+        split = with_case_ids(split, examples, tokenizer, max_length, overlap)
+    encodings = encode_texts(tokenizer, [e.text for e in examples])
+    windows = make_windows(encodings, tokenizer, max_length, overlap)
+    if len(windows) != split.num_windows:
+        raise ValueError("cached windows do not match these examples")
+    tables = [torch.zeros(len(enc.ids), len(head.labels)) for enc in encodings]
+    for units in plan(split, "token", max_tokens, shuffle=False):
+        batch = load_batch(split, "token", units, None).to(torch.device(device))
+        probs = torch.softmax(head_logits(head, batch).float(), -1).cpu()
+        for row, wi in enumerate(units):
+            w = windows[wi]
+            lo, hi = max(w.own_start, w.start), min(w.own_end, w.end)
+            if hi > lo:
+                first = 1 + (lo - w.start)
+                tables[w.text_index][lo:hi] = probs[row, first : first + (hi - lo)]
+    return encodings, tables
+
+
 def predict_cached(
     head: TaskHead,
     split: CachedSplit,
@@ -60,42 +121,22 @@ def predict_cached(
     overlap: int,
     max_tokens: int = 16384,
     device: torch.device | str = "cpu",
+    constrained: bool = False,
 ) -> list[Any]:
-    """Engine-equivalent predictions from cached states (label index or entity list per text)."""
-    head.eval()
-    if head.case_features:
-        split = with_case_ids(split, examples, tokenizer, max_length, overlap)
-    groups = windows_by_text(split) if head.kind == "sequence" else None
-    batches = plan(split, head.kind, max_tokens, shuffle=False)
+    """Engine-equivalent predictions from cached states (label index or entity list per text).
+
+    ``constrained``: token heads decode with the BIO-constrained Viterbi search
+    (:func:`heads.postprocess.token_entities`) instead of each word's argmax.
+    """
     if head.kind == "sequence":
-        out = np.zeros(split.num_examples, dtype=np.int64)
-        for units in batches:
-            batch = load_batch(split, "sequence", units, groups).to(torch.device(device))
-            out[units] = head_logits(head, batch).argmax(-1).cpu().numpy()
-        return out.tolist()
-    texts = [e.text for e in examples]
-    encodings = encode_texts(tokenizer, texts)
-    windows = make_windows(encodings, tokenizer, max_length, overlap)
-    if len(windows) != split.num_windows:
-        raise ValueError("cached windows do not match these examples")
-    tables = [torch.zeros(len(enc.ids), len(head.labels)) for enc in encodings]
-    for units in batches:
-        batch = load_batch(split, "token", units, None).to(torch.device(device))
-        probs = torch.softmax(head_logits(head, batch).float(), -1).cpu()
-        for row, wi in enumerate(units):
-            w = windows[wi]
-            lo, hi = max(w.own_start, w.start), min(w.own_end, w.end)
-            if hi > lo:
-                first = 1 + (lo - w.start)
-                tables[w.text_index][lo:hi] = probs[row, first : first + (hi - lo)]
-    results = []
-    for text, enc, table in zip(texts, encodings, tables, strict=True):
-        best = table.argmax(-1).tolist() if len(table) else []
-        scores = table.max(-1).values.tolist() if len(table) else []
-        tags = [head.labels[i] for i in best]
-        words = words_from_tokens(text, enc.offsets, enc.word_ids, tags, scores)
-        results.append(decode_entities(text, words))
-    return results
+        return sequence_logits(head, split, max_tokens, device).argmax(-1).tolist()
+    encodings, tables = token_tables(
+        head, split, examples, tokenizer, max_length, overlap, max_tokens, device
+    )
+    return [
+        token_entities(e.text, enc.offsets, enc.word_ids, table, head.labels, constrained)
+        for e, enc, table in zip(examples, encodings, tables, strict=True)
+    ]
 
 
 def predict_engine(

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from heads.casing import SPECIAL, token_case_ids, window_case_ids
-from heads.train.data import Example, TokenExample, label_index
+from heads.train.data import Example, TokenExample, case_view, label_index
 from models.backbone import Backbone
 from models.reference import all_hidden_states
 from models.windows import collate, encode_texts, make_windows, plan_batches
@@ -53,6 +53,8 @@ class CachedSplit:
     # Per cached token, its casing class (heads/casing.py); computed at load time for heads
     # with case features (not stored: the cache and its key do not change).
     case_ids: np.ndarray | None = None
+    # The same for the upper-cased text (``--case-upper`` training shows some windows so).
+    case_upper: np.ndarray | None = None
 
     @property
     def num_windows(self) -> int:
@@ -210,6 +212,49 @@ def with_case_ids(
     to the backbone pass), so old caches serve heads with case features unchanged."""
     if split.case_ids is not None:
         return split
+    return replace(split, case_ids=case_ids_of(split, examples, tokenizer, max_length, overlap))
+
+
+CASED_TOKENIZER = (
+    "case views and --case-upper reuse the cached states, which needs a tokenizer that "
+    "ignores case (the default MiniLM is uncased); score a cased backbone with "
+    "`sidetask eval --case all` instead"
+)
+
+
+def ignores_case(tokenizer: Any, examples: Sequence[Example]) -> bool:
+    """Whether lower- and upper-casing the texts leaves every token id as it was."""
+    ids = [e.ids for e in encode_texts(tokenizer, [e.text for e in examples])]
+    return all(
+        [e.ids for e in encode_texts(tokenizer, [x.text for x in case_view(examples, v)])] == ids
+        for v in ("lower", "upper")
+    )
+
+
+def with_upper_case_ids(
+    split: CachedSplit,
+    examples: Sequence[Example],
+    tokenizer: Any,
+    max_length: int,
+    overlap: int,
+) -> CachedSplit:
+    """``split`` with ``case_upper``: the casing classes its tokens have in the upper-cased
+    text. Only right for a tokenizer that ignores case (the cached states are reused), which
+    :func:`ignores_case` checks (else SystemExit)."""
+    if not ignores_case(tokenizer, examples):
+        raise SystemExit(CASED_TOKENIZER)
+    upper = case_view(examples, "upper")
+    return replace(split, case_upper=case_ids_of(split, upper, tokenizer, max_length, overlap))
+
+
+def case_ids_of(
+    split: CachedSplit,
+    examples: Sequence[Example],
+    tokenizer: Any,
+    max_length: int,
+    overlap: int,
+) -> np.ndarray:
+    """Casing class per cached token of ``split``, read from ``examples``' texts."""
     encodings = encode_texts(tokenizer, [e.text for e in examples])
     windows = make_windows(encodings, tokenizer, max_length, overlap)
     if len(windows) != split.num_windows:
@@ -223,7 +268,7 @@ def with_case_ids(
         if n != w.length:
             raise ValueError("cached windows do not match these examples")
         out[a : a + n] = window_case_ids(per_text[w.text_index], w.start, w.end, n)
-    return replace(split, case_ids=out)
+    return out
 
 
 def load_cache(folder: str | Path) -> CachedSplit:

@@ -1,5 +1,6 @@
-"""Train one head on cached backbone states: AdamW, ReduceLROnPlateau on the dev metric,
-early stopping, best head kept, resumable, JSONL log and plots next to the head."""
+"""Train one head on cached backbone states: AdamW, ReduceLROnPlateau on the validation
+metric, early stopping, best head kept, resumable, JSONL log and plots next to the head;
+then temperature and a single dev score (``heads/train/protocol.py``)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ import platform
 import random
 import time
 from contextlib import nullcontext
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,20 +25,20 @@ from heads.train.checkpoint import load_checkpoint, save_checkpoint
 from heads.train.class_weights import class_weights
 from heads.train.config import TrainConfig
 from heads.train.data import Example, example_kind, read_examples, token_labels
-from heads.train.evaluate import predict_cached, score
-from heads.train.features import CachedSplit, build_cache, with_case_ids
-from heads.train.objective import batch_loss, file_weights, lower_case_some
+from heads.train.features import CachedSplit, build_cache, with_case_ids, with_upper_case_ids
+from heads.train.objective import batch_loss, file_weights, recase_some
 from heads.train.plots import plot_curves, plot_layer_weights
+from heads.train.protocol import (
+    EvalSet,
+    carve_validation,
+    case_views,
+    evaluate_sets,
+    finish,
+    flat_metrics,
+)
 from models.backbone import Backbone
 
 LOG_FILE = "train_log.jsonl"
-
-
-@dataclass
-class DevSet:
-    name: str
-    examples: list[Example]
-    split: CachedSplit
 
 
 def dataset_name(path: str) -> str:
@@ -97,40 +97,6 @@ def new_head(cfg: TrainConfig, backbone: Backbone, labels: list[str]) -> TaskHea
     return TaskHead(manifest)
 
 
-def evaluate_dev(
-    head: TaskHead, devs: list[DevSet], backbone: Backbone, cfg: TrainConfig, device: torch.device
-) -> dict[str, Any]:
-    """Metrics per dev file (engine-equivalent, from the cache) and their mean."""
-    out: dict[str, Any] = {}
-    values = []
-    for dev in devs:
-        preds = predict_cached(
-            head,
-            dev.split,
-            dev.examples,
-            backbone.tokenizer,
-            backbone.info.max_length,
-            cfg.overlap,
-            device=device,
-        )
-        result = score(head, dev.examples, preds)
-        out[dev.name] = result
-        values.append(float(result[cfg.selection_metric]))
-    out["selection"] = sum(values) / len(values)
-    return out
-
-
-def _flat_metrics(results: dict[str, Any], prefix: str = "") -> dict[str, float]:
-    flat: dict[str, float] = {}
-    for name, result in results.items():
-        if not isinstance(result, dict):
-            continue
-        for key in ("accuracy", "mcc", "precision", "recall", "f1", "correct", "n"):
-            if key in result:
-                flat[f"{name}{prefix}_{key}"] = float(result[key])
-    return flat
-
-
 def train(cfg: TrainConfig) -> dict[str, Any]:
     """Run one training; returns the best dev metrics. The head is saved in ``cfg.out``."""
     torch.set_num_threads(cfg.threads)
@@ -162,11 +128,15 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         raise SystemExit("--case-features is for token heads (--kind token) only")
     if cfg.case_dropout and not (cfg.case_features and 0 < cfg.case_dropout < 1):
         raise SystemExit("--case-dropout takes a share in (0, 1) and needs --case-features")
-    all_examples = [e for ex in train_sets for e in ex]
-    labels = resolve_labels(cfg, all_examples)
-    class_weight = class_weights(cfg.class_weights, all_examples, labels)
-    if class_weight is not None:
-        class_weight = class_weight.to(device)
+    if cfg.case_upper and not (cfg.case_features and 0 < cfg.case_dropout + cfg.case_upper < 1):
+        raise SystemExit(
+            "--case-upper takes a share in (0, 1 - case dropout), needs --case-features"
+        )
+    if cfg.select_case not in ("as-is", "all"):
+        raise SystemExit(f"--select-case takes as-is or all, got {cfg.select_case!r}")
+    if cfg.select_case == "all" and not cfg.case_features:
+        raise SystemExit("--select-case all is for token heads with --case-features")
+    labels = resolve_labels(cfg, [e for ex in train_sets for e in ex])
     started = time.perf_counter()
     splits = [
         build_cache(
@@ -178,7 +148,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     for p in cfg.dev:
         ex = read_examples(p, cfg.format)
         devs.append(
-            DevSet(
+            EvalSet(
                 dataset_name(p),
                 ex,
                 build_cache(
@@ -199,6 +169,21 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         ]
         for dev in devs:
             dev.split = with_case_ids(dev.split, dev.examples, tok, length, cfg.overlap)
+        if cfg.case_upper:
+            splits = [
+                with_upper_case_ids(s, ex, tok, length, cfg.overlap)
+                for s, ex in zip(splits, train_sets, strict=True)
+            ]
+    train_sets, splits, vals, held_out = carve_validation(
+        cfg, [dataset_name(p) for p in cfg.train], train_sets, splits
+    )
+    selection_sets = vals or devs
+    if cfg.select_case == "all":
+        selection_sets = case_views(selection_sets, backbone, cfg)
+    all_examples = [e for ex in train_sets for e in ex]
+    class_weight = class_weights(cfg.class_weights, all_examples, labels)
+    if class_weight is not None:
+        class_weight = class_weight.to(device)
     cache_seconds = time.perf_counter() - started
 
     head = new_head(cfg, backbone, labels).to(device)
@@ -246,9 +231,9 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         bar = tqdm(schedule, desc=f"{cfg.task} epoch {epoch + 1}/{cfg.epochs}", mininterval=5)
         for i, (si, units) in enumerate(bar):
             batch = load_batch(splits[si], cfg.kind, units, groups[si])
-            if cfg.case_dropout > 0:
-                batch = lower_case_some(
-                    batch, cfg.case_dropout, cfg.seed * 100_003 + progress["step"]
+            if cfg.case_dropout > 0 or cfg.case_upper > 0:
+                batch = recase_some(
+                    batch, cfg.case_dropout, cfg.case_upper, cfg.seed * 100_003 + progress["step"]
                 )
             batch = batch.to(device)
             with amp:
@@ -267,7 +252,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
             progress["step"] += 1
             if progress["step"] % 20 == 0:
                 bar.set_postfix(
-                    loss=f"{sum(losses[-50:]) / len(losses[-50:]):.4f}", dev=progress["best"]
+                    loss=f"{sum(losses[-50:]) / len(losses[-50:]):.4f}", best=progress["best"]
                 )
             if i not in eval_at:
                 continue
@@ -276,7 +261,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
             progress["examples"] += seen
             rate = seen / max(elapsed, 1e-9)
             scored = evaluated_head(head, averaged)
-            results = evaluate_dev(scored, devs, backbone, cfg, device)
+            results = evaluate_sets(scored, selection_sets, backbone, cfg, device)
             head.train()
             value = float(results["selection"])
             scheduler.step(value)
@@ -286,9 +271,10 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
                 "epoch": epoch + 1,
                 "step": progress["step"],
                 "train_loss": sum(losses) / len(losses),
-                "dev": value,
+                "selection": value,
+                "selected_on": "val" if vals else "dev",
                 "metric": metric,
-                "dev_metrics": _flat_metrics(results),
+                "metrics": flat_metrics(results),
                 "lr": optimizer.param_groups[0]["lr"],
                 "examples_per_second": rate,
                 "layer_weights": [float(x) for x in scored.mixer.layer_weights().detach().cpu()],
@@ -297,14 +283,17 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
             with log_path.open("a") as fh:
                 fh.write(json.dumps(record) + "\n")
             bar.write(
-                f"eval epoch {epoch + 1} step {progress['step']}: dev {metric} {value:.4f} "
+                f"eval epoch {epoch + 1} step {progress['step']}: "
+                f"{'val' if vals else 'dev'} {metric} {value:.4f} "
                 f"loss {record['train_loss']:.4f} ({rate:.0f} ex/s)"
             )
             losses, seen, t_epoch = [], 0, time.perf_counter()
             if improved:
                 progress["best"], progress["bad_evals"] = value, 0
                 best_results = results
-                _save_best(scored, cfg, out, results, progress, cache_seconds, splits, labels)
+                _save_best(
+                    scored, cfg, out, results, progress, cache_seconds, splits, labels, held_out
+                )
             else:
                 progress["bad_evals"] += 1
             progress["epoch"] = epoch + (1 if i == len(schedule) - 1 else 0)
@@ -315,6 +304,9 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         bar.close()
         if stop:
             break
+    if best_results:
+        final = finish(out, cfg, vals, devs, backbone, device)
+        best_results = {**best_results, "dev": final["dev"], "val": final["val"]}
     _write_plots(out, cfg)
     return best_results
 
@@ -328,10 +320,12 @@ def _save_best(
     cache_seconds: float,
     splits: list[CachedSplit],
     labels: list[str],
+    held_out: list[dict[str, object]],
 ) -> None:
     training = {
         "config": {k: v for k, v in cfg.to_dict().items() if k not in {"out", "resume"}},
         "train_examples": [s.num_examples for s in splits],
+        "validation": held_out,
         "selection_metric": cfg.selection_metric,
         "best_step": progress["step"],
         "train_seconds": round(progress["seconds"], 1),
@@ -344,7 +338,7 @@ def _save_best(
         "parameters": head.parameter_count(),
     }
     head.manifest = head.manifest.model_copy(
-        update={"training": training, "metrics": _flat_metrics(results), "labels": labels}
+        update={"training": training, "metrics": flat_metrics(results), "labels": labels}
     )
     save_head(head, out)
 

@@ -20,12 +20,25 @@ def lower_case_some(batch: Batch, p: float, seed: int) -> Batch:
     """``batch`` with each window's case ids, with probability ``p``, replaced by those of its
     lower-cased text: a head with case features then also learns to tag lower-case input
     (user text, ASR) instead of relying on capitals alone. Seeded per step (resumable)."""
-    if batch.case_ids is None:
+    return recase_some(batch, p, 0.0, seed)
+
+
+def recase_some(batch: Batch, p_lower: float, p_upper: float, seed: int) -> Batch:
+    """``batch`` with a share ``p_lower`` of its windows shown as if lower-cased and a
+    further share ``p_upper`` as if upper-cased (needs ``batch.case_upper``): headlines and
+    shouted text are ALL CAPS, chat and queries lower case, and a head that only ever saw
+    news casing mistakes every capitalised word for a name. Seeded per step (resumable)."""
+    if batch.case_ids is None or p_lower + p_upper <= 0:
         return batch
+    if p_upper > 0 and batch.case_upper is None:
+        raise ValueError("upper-case augmentation needs the split's upper-case ids")
     gen = torch.Generator().manual_seed(seed)
-    rows = torch.rand(batch.case_ids.shape[0], generator=gen) < p
+    u = torch.rand(batch.case_ids.shape[0], generator=gen)[:, None]
     lowered = torch.tensor(LOWERED, dtype=batch.case_ids.dtype)[batch.case_ids]
-    case = torch.where(rows[:, None], lowered, batch.case_ids)
+    case = torch.where(u < p_lower, lowered, batch.case_ids)
+    if p_upper > 0 and batch.case_upper is not None:
+        upper = (u >= p_lower) & (u < p_lower + p_upper)
+        case = torch.where(upper, batch.case_upper, case)
     return replace(batch, case_ids=case)
 
 

@@ -33,7 +33,8 @@ def plot_layer_weights(weights: Sequence[float], title: str, path: str | Path) -
 
 
 def plot_curves(log: Sequence[dict[str, Any]], metric: str, title: str, path: str | Path) -> None:
-    """Training loss and the dev selection metric against optimisation steps."""
+    """Training loss and the selection metric (validation, or dev for legacy runs) against
+    optimisation steps."""
     evals = [r for r in log if r.get("event") == "eval"]
     if not evals:
         return
@@ -44,8 +45,47 @@ def plot_curves(log: Sequence[dict[str, Any]], metric: str, title: str, path: st
     ax.set_xlabel("step")
     ax.set_ylabel("train loss", color="tab:red")
     ax2 = ax.twinx()
-    ax2.plot(steps, [r["dev"] for r in evals], "s-", color="tab:blue", label=f"dev {metric}")
-    ax2.set_ylabel(f"dev {metric}", color="tab:blue")
+    split = evals[-1].get("selected_on", "dev")
+    values = [r.get("selection", r.get("dev")) for r in evals]
+    ax2.plot(steps, values, "s-", color="tab:blue", label=f"{split} {metric}")
+    ax2.set_ylabel(f"{split} {metric}", color="tab:blue")
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+Bins = Sequence[dict[str, float]]
+
+
+def plot_reliability(curves: dict[str, tuple[Bins, Bins]], title: str, path: str | Path) -> None:
+    """Accuracy against confidence per set, before (dashed) and after temperature scaling;
+    the diagonal is a perfectly calibrated head. ``curves``: set name -> (raw, scaled) bins."""
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(4.5, 4.5))
+    ax.plot([0, 1], [0, 1], color="grey", lw=0.8)
+    for i, (name, (raw, scaled)) in enumerate(curves.items()):
+        color = f"C{i}"
+        ax.plot(
+            [b["confidence"] for b in raw],
+            [b["accuracy"] for b in raw],
+            "x--",
+            color=color,
+            alpha=0.6,
+            label=f"{name} (T = 1)",
+        )
+        ax.plot(
+            [b["confidence"] for b in scaled],
+            [b["accuracy"] for b in scaled],
+            "o-",
+            color=color,
+            label=f"{name} (scaled)",
+        )
+    ax.set_xlabel("confidence of the top label")
+    ax.set_ylabel("accuracy")
+    ax.set_xlim(0, 1.01)
+    ax.set_ylim(0, 1.01)
+    ax.legend(fontsize=7)
     ax.set_title(title, fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=100)

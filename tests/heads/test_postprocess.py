@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 import torch
 
-from heads.postprocess import Word, classification_answer, decode_entities, words_from_tokens
+from heads.postprocess import (
+    Word,
+    classification_answer,
+    decode_entities,
+    token_entities,
+    viterbi,
+    words_from_tokens,
+)
 
 
 def test_classification_answer_has_label_score_and_all_scores() -> None:
@@ -51,3 +60,61 @@ def test_word_spans_are_trimmed_and_take_the_first_subtoken_tag() -> None:
 @pytest.mark.parametrize("n", [0, 1])
 def test_no_words_no_entities(n: int) -> None:
     assert decode_entities("x" * n, []) == []
+
+
+LABELS = ["O", "B-LOC", "I-LOC", "B-ORG", "I-ORG", "B-PER", "I-PER"]
+
+
+def table(rows: list[dict[str, float]]) -> torch.Tensor:
+    """Per word, the given label probabilities, the rest of the mass spread evenly."""
+    out = []
+    for row in rows:
+        rest = (1 - sum(row.values())) / (len(LABELS) - len(row))
+        out.append([row.get(label, rest) for label in LABELS])
+    return torch.tensor(out)
+
+
+def test_constrained_decoding_keeps_a_name_in_one_piece() -> None:
+    # argmax: B-LOC then I-ORG, i.e. "New" (LOC) and "York" (ORG); BIO allows only a
+    # continuation of LOC after B-LOC, and New York as one LOC is the likeliest valid path
+    text = "New York"
+    probs = table([{"B-LOC": 0.6, "B-ORG": 0.3}, {"I-ORG": 0.5, "I-LOC": 0.4, "O": 0.05}])
+    offsets, word_ids = [(0, 3), (4, 8)], [0, 1]
+    loose = token_entities(text, offsets, word_ids, probs, LABELS, constrained=False)
+    assert [(e["text"], e["label"]) for e in loose] == [("New", "LOC"), ("York", "ORG")]
+    ents = token_entities(text, offsets, word_ids, probs, LABELS)
+    assert [(e["text"], e["label"]) for e in ents] == [("New York", "LOC")]
+    assert ents[0]["score"] == pytest.approx((0.6 + 0.4) / 2)
+
+
+def test_an_inside_tag_never_starts_a_sentence_or_follows_outside() -> None:
+    probs = table([{"I-PER": 0.5, "O": 0.4}, {"O": 0.9}, {"I-PER": 0.6, "B-PER": 0.3}])
+    path = [LABELS[i] for i in viterbi(probs, LABELS)]
+    assert path == ["O", "O", "B-PER"]
+
+
+def valid(path: tuple[int, ...]) -> bool:
+    prev = "O"
+    for i in path:
+        tag = LABELS[i]
+        if tag.startswith("I-") and prev not in (f"B-{tag[2:]}", tag):
+            return False
+        prev = tag
+    return True
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_viterbi_finds_the_best_valid_path(seed: int) -> None:
+    gen = torch.Generator().manual_seed(seed)
+    probs = torch.softmax(torch.randn(4, len(LABELS), generator=gen) * 2, -1)
+    paths = [p for p in itertools.product(range(len(LABELS)), repeat=4) if valid(p)]
+    best = max(paths, key=lambda p: float(torch.prod(probs[range(4), list(p)])))
+    assert tuple(viterbi(probs, LABELS)) == best
+
+
+def test_sub_tokens_follow_their_word_and_no_words_no_entities() -> None:
+    text = "Bobbington left"
+    probs = table([{"B-PER": 0.9}, {"O": 0.9}, {"O": 0.9}])  # "Bobb" "##ington" "left"
+    ents = token_entities(text, [(0, 4), (4, 10), (11, 15)], [0, 0, 1], probs, LABELS)
+    assert [(e["text"], e["label"]) for e in ents] == [("Bobbington", "PER")]
+    assert token_entities("", [], [], torch.zeros(0, len(LABELS)), LABELS) == []
