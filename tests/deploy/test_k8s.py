@@ -1,6 +1,7 @@
 """The Kubernetes manifests: every rendered overlay is valid and keeps its promises.
 
-Rendering uses tests/deploy/kustomize_render.py (no kubectl here). Validation is
+Rendering is the real `kubectl kustomize` (the kustomize built into kubectl; .ci/run installs
+kubectl), so the overlays are checked as a cluster operator would build them. Validation is
 kubernetes-validate in strict mode (unknown fields are errors) against the oldest and
 newest Kubernetes versions we claim. The ServiceMonitor is a CRD of the Prometheus
 Operator, whose schema kubernetes-validate does not carry: it is checked structurally.
@@ -8,7 +9,9 @@ Operator, whose schema kubernetes-validate does not carry: it is checked structu
 
 from __future__ import annotations
 
-import importlib.util
+import functools
+import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -17,25 +20,41 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _load_renderer():  # type: ignore[no-untyped-def]
-    """tests/deploy is not a package (importlib mode): load the helper by path."""
-    path = Path(__file__).with_name("kustomize_render.py")
-    spec = importlib.util.spec_from_file_location("kustomize_render", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-_render = _load_renderer()
-build, find = _render.build, _render.find
 K8S = ROOT / "deploy" / "k8s"
 OVERLAYS = ["cpu", "gpu"]
 VERSIONS = ["1.30.0", "1.37.0"]
 # Prometheus Operator CRDs: their schemas are not in kubernetes-validate.
 CRD_KINDS = {"ServiceMonitor", "PrometheusRule"}
+Resource = dict[str, Any]
+
+
+@functools.cache
+def _rendered(folder: Path) -> str:
+    kubectl = shutil.which("kubectl")
+    if kubectl is None:
+        pytest.skip("kubectl missing (apt-get install kubectl; .ci/run does)")
+    done = subprocess.run(
+        [kubectl, "kustomize", str(folder)], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def build(folder: Path) -> list[Resource]:
+    """What ``kubectl kustomize folder`` prints, as resources (a fresh copy each call)."""
+    return [doc for doc in yaml.safe_load_all(_rendered(folder)) if doc]
+
+
+def find(resources: list[Resource], kind: str, name: str | None = None) -> Resource:
+    """The one resource of ``kind`` (and ``name``)."""
+    hits = [
+        r
+        for r in resources
+        if r["kind"] == kind and (name is None or r["metadata"]["name"] == name)
+    ]
+    if len(hits) != 1:
+        raise LookupError(f"{len(hits)} resources of kind {kind} named {name}")
+    return hits[0]
 
 
 @pytest.fixture(scope="module", params=OVERLAYS)
