@@ -148,3 +148,27 @@ def test_gpu_override_switches_every_replica_to_cuda(
         assert service["environment"]["SIDETASK_DEVICE"] == "cuda"
         (device,) = service["deploy"]["resources"]["reservations"]["devices"]
         assert device["driver"] == "nvidia" and "gpu" in device["capabilities"]
+
+
+def test_only_the_load_balancer_is_published(compose: dict[str, Any]) -> None:
+    """Running the README's command on a server must not put the replicas (and their
+    /admin routes), Prometheus or Grafana on the network."""
+    published = {name for name, s in compose["services"].items() if s.get("ports")}
+    assert published == {"nginx"}
+    assert compose["services"]["nginx"]["ports"] == ["8080:8080"]
+
+
+def test_prometheus_cannot_be_shut_down_over_http(compose: dict[str, Any]) -> None:
+    command = compose["services"]["prometheus"]["command"]
+    assert not any("enable-lifecycle" in arg or "enable-admin-api" in arg for arg in command)
+
+
+def test_grafana_has_no_default_password_and_no_anonymous_access(
+    compose: dict[str, Any],
+) -> None:
+    env = compose["services"]["grafana"]["environment"]
+    password = env.get("GF_SECURITY_ADMIN_PASSWORD", "")
+    # compose refuses to start while the variable is unset (${VAR:?message}): no admin/admin
+    assert re.fullmatch(r"\$\{GRAFANA_ADMIN_PASSWORD:\?[^}]+\}", password), password
+    assert str(env.get("GF_AUTH_ANONYMOUS_ENABLED", "false")).lower() == "false"
+    assert env.get("GF_AUTH_ANONYMOUS_ORG_ROLE") in (None, "Viewer")

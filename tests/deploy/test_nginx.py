@@ -29,7 +29,8 @@ def _render() -> ModuleType:
 
 
 def _directive(text: str, name: str) -> str:
-    (value,) = re.findall(rf"^\s*{name}\s+([^;]+);", text, re.M)
+    """A directive of the server block (4 spaces in), not of a location inside it."""
+    (value,) = re.findall(rf"^ {{4}}{name}\s+([^;]+);", text, re.M)
     return str(value)
 
 
@@ -39,16 +40,22 @@ def _seconds(value: str) -> float:
     return float(match[1])
 
 
-def test_failed_attempts_are_retried_on_another_replica() -> None:
+def test_only_fast_failures_are_retried_on_another_replica() -> None:
+    """The policy tests/deploy/test_nginx_retries.py runs for real, stated statically."""
     text = SITE.read_text()
-    conditions = _directive(text, "proxy_next_upstream").split()
+    conditions = set(_directive(text, "proxy_next_upstream").split())
     # POST is not idempotent to nginx: without non_idempotent it never retries /analyze.
-    assert {"error", "timeout", "http_502", "http_503", "http_504", "non_idempotent"} <= set(
-        conditions
-    )
+    assert {"error", "timeout", "http_503", "http_429", "non_idempotent"} <= conditions
+    assert "http_504" not in conditions  # a replica's deadline passed: never resend
     assert int(_directive(text, "proxy_next_upstream_tries")) >= 2
     upstream = (ROOT / "deploy" / "nginx" / "upstream.conf").read_text()
     assert re.findall(r"max_fails=\d+ fail_timeout=\d+s", upstream)
+
+
+def test_admin_calls_are_never_retried() -> None:
+    text = SITE.read_text()
+    block = re.search(r"location /admin/ \{([^}]*)\}", text)
+    assert block and re.search(r"^\s*proxy_next_upstream off;", block[1], re.M)
 
 
 def test_limits_match_the_servers_defaults() -> None:
@@ -57,8 +64,12 @@ def test_limits_match_the_servers_defaults() -> None:
     body = _directive(text, "client_max_body_size")
     assert body.endswith("m") and int(body[:-1]) * 1024 * 1024 == defaults["max_body_bytes"]
     # nginx must wait longer than the replica's own deadline, or it cuts off its 504
-    assert _seconds(_directive(text, "proxy_read_timeout")) > defaults["request_timeout_s"]
+    read = _seconds(_directive(text, "proxy_read_timeout"))
+    assert read > defaults["request_timeout_s"]
     assert _seconds(_directive(text, "proxy_connect_timeout")) <= 5
+    # retries only happen early: a read timeout (or any failure that late) is never resent
+    window = _seconds(_directive(text, "proxy_next_upstream_timeout"))
+    assert window < read and window < defaults["request_timeout_s"]
 
 
 def test_rendering_keeps_every_directive_and_only_moves_addresses(tmp_path: Path) -> None:
