@@ -25,6 +25,7 @@ from server.env_flags import command_prefix, parse_with_env
 class Setting:
     label: str
     values: list[float]
+    folders: list[str]
 
     @property
     def mean(self) -> float:
@@ -52,7 +53,14 @@ def read_setting(spec: str, metric: str) -> Setting:
         if metric not in metrics:
             raise SystemExit(f"{folder}: its manifest has no metric {metric!r}")
         values.append(float(metrics[metric]))
-    return Setting(label, values)
+    return Setting(label, values, folders)
+
+
+def pick(setting: Setting) -> str:
+    """The folder with the highest value (the first on ties): with a validation metric, the
+    seed the protocol ships, chosen without looking at dev."""
+    best = max(range(len(setting.values)), key=lambda i: (setting.values[i], -i))
+    return setting.folders[best]
 
 
 def table(settings: Sequence[Setting]) -> str:
@@ -101,9 +109,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--target", type=float, default=None, help="draw this value as a line")
     p.add_argument("--title", default="", help="figure title")
     p.add_argument("--out", default=None, help="PNG path (default: the table only)")
+    p.add_argument(
+        "--pick",
+        action="store_true",
+        help="also print, per setting, the folder with the highest value of --metric (use a "
+        "validation metric: the protocol's choice of seed, made without dev)",
+    )
     args = parse_with_env(p, argv, command_prefix("sweep"))
     settings = [read_setting(spec, args.metric) for spec in args.settings]
     print(table(settings))
+    if args.pick:
+        for s in settings:
+            print(f"picked ({s.label}, highest {args.metric}): {pick(s)}")
     if args.out:
         plot(settings, args.metric, args.target, args.title, Path(args.out))
     return 0

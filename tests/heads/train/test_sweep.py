@@ -42,3 +42,12 @@ def test_unknown_metric_and_empty_glob_are_refused(tmp_path: Path, tiny_roberta:
         main([f"a={tmp_path}/zzz*", "--metric", "toy_dev_mcc"])
     with pytest.raises(SystemExit, match="LABEL=GLOB"):
         main([f"{tmp_path}/a-s*", "--metric", "toy_dev_mcc"])
+
+
+def test_pick_names_the_run_with_the_best_validation_value(
+    tmp_path: Path, tiny_roberta: Backbone, capsys: pytest.CaptureFixture[str]
+) -> None:
+    saved_runs(tmp_path, tiny_roberta, "a", [0.2, 0.4, 0.4, 0.1])
+    assert main([f"a={tmp_path}/a-s*", "--metric", "toy_dev_mcc", "--pick"]) == 0
+    last = capsys.readouterr().out.splitlines()[-1]
+    assert last == f"picked (a, highest toy_dev_mcc): {tmp_path}/a-s1"  # first of the tie
