@@ -9,6 +9,7 @@ import itertools
 import shutil
 import signal
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -127,59 +128,64 @@ def test_sigterm_while_the_model_loads_exits_at_once_and_cleanly(
         assert server.proc is not None and server.proc.poll() is None, server.log_text()
         assert time.monotonic() < deadline, server.log_text()
         time.sleep(0.05)
-    for _ in range(200):  # the loader runs; wait for the socket
-        try:
-            httpx.get(server.base + "/healthz", timeout=1)
-            break
-        except httpx.TransportError:
-            time.sleep(0.05)
-    assert httpx.get(server.base + "/healthz").status_code == 200
+    while True:  # the loader runs; wait for the socket
+        with contextlib.suppress(httpx.TransportError):
+            if httpx.get(server.base + "/healthz", timeout=1).status_code == 200:
+                break
+        assert time.monotonic() < deadline, server.log_text()
+        time.sleep(0.05)
     assert httpx.get(server.base + "/readyz").json()["error"]["code"] == "not_ready"
     r = httpx.post(server.base + "/analyze", json={"texts": ["too early"]})
     assert r.status_code == 503 and r.json()["error"]["message"] == "model is loading"
 
     assert server.proc is not None
-    sent = time.monotonic()
     server.proc.send_signal(signal.SIGTERM)
-    code = server.proc.wait(30)  # the load is still blocked: no waiting for it
+    # The gate never opens, so the load never finishes: exiting at all proves the process
+    # did not wait for it (wait raises TimeoutExpired if it does).
+    code = server.proc.wait(30)
     assert code == 0, server.log_text()
-    assert time.monotonic() - sent < 10
-    assert "Traceback" not in server.log_text()
+    assert not gate.exists() and "Traceback" not in server.log_text()
 
 
 def test_timed_out_clients_leave_no_orphaned_work(
     app_with: Callable[..., FastAPI], running: Running
 ) -> None:
-    calls: list[float] = []
+    """Clients get their 504 at the deadline even while the worker is stuck, and the work
+    they leave behind never runs. The worker is held by an event until every client has its
+    answer, so no answer can come from work finishing in time, however slow the machine."""
+    calls: list[int] = []
+    held = threading.Event()
 
     class Slow(Engine):
         def run_batch(self, requests: Any) -> Any:
-            calls.append(time.monotonic())
-            time.sleep(0.2)
+            calls.append(len(requests))
+            held.wait(60)
             return super().run_batch(requests)
 
     async def go() -> None:
         app = app_with(Slow, request_timeout_s=0.5, max_batch_size=1)
         async with running(app) as c:
             calls.clear()
-            started = time.monotonic()
-            rs = await asyncio.gather(
-                *(c.post("/analyze", json={"texts": [f"text {i}"]}) for i in range(40))
-            )
-            elapsed = time.monotonic() - started
-            codes = [r.status_code for r in rs]
-            assert set(codes) <= {200, 504} and codes.count(504) >= 30, codes
-            assert all(r.json()["error"]["code"] == "timeout" for r in rs if r.status_code == 504)
-            assert elapsed < 2.0  # every client was freed near its deadline
-            await asyncio.sleep(0.3)  # let the batch that was running finish
-            ran = len(calls)
-            metrics = (await c.get("/metrics")).text
-            assert "sidetask_queue_depth 0.0" in metrics.splitlines()
-            await asyncio.sleep(0.6)
-            assert len(calls) == ran  # nothing left queued kept running afterwards
-            assert ran <= elapsed / 0.2 + 2  # only work that started before the deadlines
-            t = time.monotonic()
+            try:
+                rs = await asyncio.wait_for(
+                    asyncio.gather(
+                        *(c.post("/analyze", json={"texts": [f"text {i}"]}) for i in range(40))
+                    ),
+                    timeout=30,
+                )
+            finally:
+                held.set()
+            assert [r.status_code for r in rs] == [504] * 40
+            assert all(r.json()["error"]["code"] == "timeout" for r in rs)
+            assert len(calls) <= 1  # at most the one batch the worker had started
+            started = len(calls)
+            deadline = time.monotonic() + 30
+            while "sidetask_queue_depth 0.0" not in (await c.get("/metrics")).text.splitlines():
+                assert time.monotonic() < deadline, "the timed-out requests stayed queued"
+                await asyncio.sleep(0.02)
+            # The worker is free again; if any abandoned request were still waiting, it
+            # would run before (or with) this one.
             assert (await c.post("/analyze", json={"texts": ["after"]})).status_code == 200
-            assert time.monotonic() - t < 1.0
+            assert len(calls) == started + 1
 
     asyncio.run(go())

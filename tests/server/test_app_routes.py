@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from heads.io import HeadLoadError
 from models.backbone import Backbone
 from server.engine import Engine
 from server.loading import engine_config, load_heads
@@ -190,26 +192,41 @@ def test_readyz_is_503_while_loading_then_200(
             _error(await c.post("/analyze", json={"texts": ["x"]}), 503, "not_ready")
             assert (await c.get("/healthz")).status_code == 200
             gate.set()
-            for _ in range(200):
-                if (await c.get("/readyz")).status_code == 200:
-                    break
+            deadline = time.monotonic() + 30
+            while (await c.get("/readyz")).status_code != 200:
+                assert time.monotonic() < deadline, "never became ready after the load"
                 await asyncio.sleep(0.02)
             assert (await c.post("/analyze", json={"texts": ["x"]})).status_code == 200
 
     _run(go())
 
 
-def test_load_failure_keeps_readyz_503_with_the_reason(make_app: Any, client_for: Any) -> None:
+@pytest.mark.parametrize(
+    ("error", "stage"),
+    [
+        (ValueError("/srv/models/ckpt: config.json not found"), "model"),
+        (HeadLoadError("/srv/heads/ner: head 'ner' was trained on another backbone"), "heads"),
+    ],
+)
+def test_load_failure_keeps_readyz_503_naming_the_stage_not_the_error(
+    make_app: Any, client_for: Any, error: Exception, stage: str
+) -> None:
     def broken(settings: Settings) -> Engine:
-        raise ValueError("head 'ner' was trained on another backbone")
+        raise error
 
     async def go() -> None:
         app = make_app(factory=broken)
+        state = app.state.sidetask
         async with client_for(app, wait_ready=False) as c:
-            await asyncio.sleep(0.1)
+            deadline = time.monotonic() + 30
+            while state.load_error is None:
+                assert time.monotonic() < deadline, "the load neither failed nor finished"
+                await asyncio.sleep(0.01)
             err = _error(await c.get("/readyz"), 503, "not_ready")
-            assert "another backbone" in err["message"]
-        assert app.state.sidetask.exit_code == 1
+            assert err["message"] == f"start-up failed: {stage} (see the server log)"
+            assert "/srv" not in (await c.get("/readyz")).text  # paths stay in the log
+            assert str(error) in state.load_error
+        assert state.exit_code == 1
 
     _run(go())
 
@@ -287,8 +304,7 @@ def test_timeout_is_504_and_unstarted_work_is_dropped(
             for r in rs:
                 _error(r, 504, "timeout")
             assert app.state.sidetask.batcher.depth == 0  # queued ones were dropped
-            release.set()
-            await asyncio.sleep(0.1)
+            release.set()  # "after" queues behind the held batch if it is still running
             assert (await c.post("/analyze", json={"texts": ["after"]})).status_code == 200
         assert calls[0] == 1 and len(calls) == 2  # only the started one ran, then "after"
 
