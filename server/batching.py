@@ -1,20 +1,26 @@
-"""Dynamic micro-batching: a bounded queue in front of one engine worker thread.
+"""Continuous batching: requests' windows in a scheduler, one backbone worker, one answer stage.
 
-The event loop only enqueues and awaits futures; the worker thread forms batches (capped by
-texts, estimated tokens and a short wait), calls :meth:`Engine.run_batch` (tokenisation
-included, so it never runs on the loop) and hands each outcome back with
-``loop.call_soon_threadsafe``. A batch that raises is bisected so that only the request that
-keeps failing gets the error. An error escaping the loop itself kills the worker: the
-batcher then reports not alive and calls ``on_fatal`` so the process can exit non-zero.
+The event loop only enqueues prepared requests and awaits futures. The *worker* thread, as
+soon as it is free, asks the :class:`~server.scheduler.WindowScheduler` for the next
+micro-batch of windows (from any number of requests; it never sleeps waiting for company
+unless ``max_wait_ms`` asks it to) and runs it on the engine. A request whose last window
+has run goes to the *answer* thread, which merges its windows and builds its answers while
+the worker already runs the next micro-batch; outcomes reach the loop through
+``loop.call_soon_threadsafe``.
+
+A step that raises is bisected (by request, then by window) so only the request that keeps
+failing gets the error. A cancelled request (timeout, client gone) has its remaining windows
+dropped before the next step. An error escaping the worker itself kills it: the batcher then
+reports not alive and calls ``on_fatal`` so the process can exit non-zero.
 """
 
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import logging
 import math
+import queue
 import threading
 import time
 import uuid
@@ -22,14 +28,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from server.engine import AnalyzeRequest, AnalyzeResult, Engine
+from server.engine import AnalyzeResult, Engine, PreparedRequest, WindowItem
 from server.metrics import Metrics
+from server.scheduler import Entry, Step, WindowScheduler
 
 log = logging.getLogger("sidetask.batching")
 
 
 class QueueFull(Exception):
-    """The queue holds ``queue_size`` requests; the caller should retry later."""
+    """The scheduler holds ``queue_size`` requests; the caller should retry later."""
 
     def __init__(self, retry_after: int) -> None:
         super().__init__(f"queue full, retry after {retry_after}s")
@@ -54,27 +61,21 @@ class BatchFailed(Exception):
 
 @dataclass(frozen=True)
 class BatchConfig:
-    max_batch_size: int = 64  # texts per batch
-    max_batch_tokens: int = 16384  # estimated tokens per batch
-    max_wait_ms: float = 5.0
-    queue_size: int = 256
-
-
-def estimate_tokens(text: str) -> int:
-    """Cheap pre-tokenisation estimate (about 4 characters per token, plus specials)."""
-    return len(text) // 4 + 2
+    max_batch_size: int = 64  # windows per micro-batch
+    max_batch_tokens: int = 16384  # padded tokens per micro-batch
+    max_wait_ms: float = 0.0  # > 0: an idle worker waits this long for a fuller batch
+    queue_size: int = 256  # requests in the scheduler before 429
 
 
 @dataclass(eq=False)
 class Job:
-    """One queued request and the future its route awaits."""
+    """One submitted request and the future its route awaits."""
 
-    request: AnalyzeRequest
+    prepared: PreparedRequest
     future: asyncio.Future[AnalyzeResult]
     loop: asyncio.AbstractEventLoop
-    texts: int
-    tokens: int
     enqueued: float = field(default_factory=time.perf_counter)
+    entry: Entry[WindowItem] | None = None
     started: bool = False
     cancelled: bool = False
 
@@ -89,7 +90,7 @@ def _settle(future: asyncio.Future[Any], value: Any) -> None:
 
 
 class Batcher:
-    """Bounded request queue + one worker thread that runs micro-batches on ``engine``."""
+    """The scheduler, the worker thread that runs its steps and the answer thread."""
 
     def __init__(
         self,
@@ -102,39 +103,48 @@ class Batcher:
         self.config = config
         self.metrics = metrics
         self.on_fatal = on_fatal
-        self._queue: collections.deque[Job] = collections.deque()
+        self._scheduler: WindowScheduler[WindowItem] = WindowScheduler(
+            config.max_batch_tokens, config.max_batch_size
+        )
         self._cond = threading.Condition()
+        self._answers: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
+        self._answering = 0  # jobs handed to the answer thread and not yet settled
         self._stopping = False
         self._busy = False
         self.draining = False
         self.fatal: BaseException | None = None
-        self._batch_seconds = 0.05  # moving averages for Retry-After
-        self._batch_requests = 1.0
+        self._step_seconds = 0.05  # moving averages for Retry-After
+        self._step_rows = 1.0
         self._thread = threading.Thread(target=self._loop, name="sidetask-worker", daemon=True)
+        self._answer_thread = threading.Thread(
+            target=self._answer_loop, name="sidetask-answers", daemon=True
+        )
 
     # ---- event-loop side -------------------------------------------------------------
     def start(self) -> None:
         self._thread.start()
+        self._answer_thread.start()
 
     @property
     def alive(self) -> bool:
-        return self._thread.is_alive() and self.fatal is None
+        return self._thread.is_alive() and self._answer_thread.is_alive() and self.fatal is None
 
     @property
     def depth(self) -> int:
-        return len(self._queue)
+        """Requests with windows still to run."""
+        return len(self._scheduler)
 
     @property
     def idle(self) -> bool:
         with self._cond:
-            return not self._queue and not self._busy
+            return not len(self._scheduler) and not self._busy and not self._answering
 
     def retry_after(self) -> int:
-        """Seconds until the current queue has probably been served."""
-        per_request = self._batch_seconds / max(self._batch_requests, 1.0)
-        return max(1, min(60, math.ceil(self.depth * per_request)))
+        """Seconds until the windows now queued have probably run."""
+        per_window = self._step_seconds / max(self._step_rows, 1.0)
+        return max(1, min(60, math.ceil(self._scheduler.pending_windows * per_window)))
 
-    def submit(self, request: AnalyzeRequest, arrived_before_drain: bool = False) -> Job:
+    def submit(self, prepared: PreparedRequest, arrived_before_drain: bool = False) -> Job:
         """Enqueue without blocking; raises QueueFull, Draining or WorkerDead.
 
         While draining, only requests that reached the server before the drain began get in.
@@ -144,33 +154,36 @@ class Batcher:
         if self.draining and not arrived_before_drain:
             raise Draining("the server is draining")
         loop = asyncio.get_running_loop()
-        job = Job(
-            request,
-            loop.create_future(),
-            loop,
-            texts=len(request.texts),
-            tokens=sum(estimate_tokens(t) for t in request.texts),
-        )
+        job = Job(prepared, loop.create_future(), loop)
+        if self.metrics is not None:
+            self.metrics.request_windows.observe(len(prepared.windows))
         with self._cond:
-            if len(self._queue) >= self.config.queue_size:
+            if len(self._scheduler) >= self.config.queue_size:
                 raise QueueFull(self.retry_after())
-            self._queue.append(job)
+            if not prepared.windows:  # nothing for the model to do
+                self._answering += 1
+                self._answers.put(job)
+                return job
+            job.entry = self._scheduler.add(job, id(prepared.heads), list(prepared.windows))
             self._set_depth()
             self._cond.notify()
         return job
 
-    def cancel(self, job: Job) -> bool:
-        """Drop a job that has not started (its client gave up); True when dropped."""
+    def cancel(self, job: Job, reason: str = "timeout") -> bool:
+        """Drop the windows of ``job`` that have not run (its client gave up).
+
+        True when windows were dropped; the step running now, if any, still finishes.
+        """
         with self._cond:
             job.cancelled = True
-            if job.started:
+            if job.entry is None or job.entry not in self._scheduler.entries:
                 return False
-            try:
-                self._queue.remove(job)
-            except ValueError:
-                return False
+            dropped = self._scheduler.remove(job.entry)
             self._set_depth()
-            return True
+        if self.metrics is not None:
+            self.metrics.cancelled.labels(reason=reason).inc()
+            self.metrics.dropped_windows.inc(dropped)
+        return True
 
     async def drain(self, timeout: float) -> bool:
         """Refuse new work, then wait (bounded) until queued and running work is done."""
@@ -186,110 +199,161 @@ class Batcher:
         with self._cond:
             self._stopping = True
             self._cond.notify_all()
-        if self._thread.is_alive():
-            self._thread.join(timeout)
+        self._answers.put(None)
+        for thread in (self._thread, self._answer_thread):
+            if thread.is_alive():
+                thread.join(timeout)
 
     # ---- worker side -----------------------------------------------------------------
     def _set_depth(self) -> None:
         if self.metrics is not None:
-            self.metrics.queue_depth.set(len(self._queue))
+            self.metrics.queue_depth.set(len(self._scheduler))
 
     def _loop(self) -> None:
-        batch: list[Job] = []
         try:
             while True:
-                batch = []
-                collected = self._collect()
-                if collected is None:
+                step = self._next_step()
+                if step is None:
                     return
-                batch = collected
-                self._run(batch)
+                try:
+                    self._run(step)
+                finally:
+                    with self._cond:
+                        self._busy = False
         except BaseException as exc:  # the worker itself broke: nothing can be served
-            self.fatal = exc
-            log.critical("worker thread died: %r", exc, exc_info=exc)
-            error = WorkerDead(f"worker thread died: {exc!r}")
-            with self._cond:
-                batch = [*batch, *self._queue]
-                self._queue.clear()
-                self._set_depth()
-            for job in batch:
-                _post(job, error)
-            if self.on_fatal is not None:
-                self.on_fatal(exc)
+            self._die(exc)
 
-    def _collect(self) -> list[Job] | None:
-        """Block for a first job, then gather more until a cap or the wait runs out."""
-        cfg = self.config
+    def _die(self, exc: BaseException) -> None:
+        self.fatal = exc
+        log.critical("worker thread died: %r", exc, exc_info=exc)
+        error = WorkerDead(f"worker thread died: {exc!r}")
         with self._cond:
-            while not self._queue:
+            jobs = [e.owner for e in self._scheduler.entries]
+            for entry in self._scheduler.entries:
+                self._scheduler.remove(entry)
+            self._set_depth()
+        for job in jobs:
+            assert isinstance(job, Job)
+            _post(job, error)
+        if self.on_fatal is not None:
+            self.on_fatal(exc)
+
+    def _next_step(self) -> Step[WindowItem] | None:
+        """Block until a window is pending, then take one micro-batch (no idle waiting)."""
+        with self._cond:
+            while not self._scheduler.pending_windows:
                 if self._stopping:
                     return None
                 self._cond.wait()
-            first = self._queue.popleft()
-            batch, texts, tokens = [first], first.texts, first.tokens
-            deadline = time.perf_counter() + cfg.max_wait_ms / 1000.0
-            while texts < cfg.max_batch_size and tokens < cfg.max_batch_tokens:
-                if not self._queue:
-                    remaining = deadline - time.perf_counter()
-                    if remaining <= 0 or self._stopping:
-                        break
-                    self._cond.wait(remaining)
-                    continue
-                nxt = self._queue[0]
-                if texts + nxt.texts > cfg.max_batch_size:
-                    break
-                if tokens + nxt.tokens > cfg.max_batch_tokens:
-                    break
-                batch.append(self._queue.popleft())
-                texts += nxt.texts
-                tokens += nxt.tokens
-            for job in batch:
-                job.started = True
+            if self.config.max_wait_ms > 0:
+                self._wait_for_company()
+            step = self._scheduler.next_step()
+            assert step is not None
             self._busy = True
             self._set_depth()
-        return batch
+        return step
 
-    def _run(self, batch: list[Job]) -> None:
+    def _wait_for_company(self) -> None:
+        """Opt-in (max_wait_ms > 0): let a thin batch fill up for a moment."""
+        deadline = time.perf_counter() + self.config.max_wait_ms / 1000.0
+        while self._scheduler.pending_windows < self.config.max_batch_size:
+            remaining = deadline - time.perf_counter()
+            if remaining <= 0 or self._stopping:
+                return
+            self._cond.wait(remaining)
+
+    def _run(self, step: Step[WindowItem]) -> None:
         started = time.perf_counter()
-        try:
-            if self.metrics is not None:
-                for job in batch:
+        for entry, _ in step.parts:
+            job = entry.owner
+            assert isinstance(job, Job)
+            if not job.started:
+                job.started = True
+                if self.metrics is not None:
                     self.metrics.queue_wait.observe(started - job.enqueued)
-                self.metrics.batch_size.observe(len(batch))
-            outcomes = self._run_isolating(batch)
-            for job, outcome in zip(batch, outcomes, strict=True):
-                _post(job, outcome)
-            self._record(batch, outcomes, time.perf_counter() - started)
-        finally:
-            with self._cond:
-                self._busy = False
+        failed, layers = self._run_isolating(step.parts)
+        seconds = time.perf_counter() - started
+        with self._cond:
+            done = self._scheduler.step_done(step)
+            for entry in failed:
+                self._scheduler.remove(entry)
+            done = [e for e in done if e not in failed]
+            self._answering += len(done)
+            self._set_depth()
+        for entry, error in failed.items():
+            job = entry.owner
+            assert isinstance(job, Job)
+            _post(job, error)
+        for entry in done:
+            job = entry.owner
+            assert isinstance(job, Job)
+            self._answers.put(job)
+        self._record(step, layers, seconds)
 
-    def _run_isolating(self, batch: Sequence[Job]) -> list[AnalyzeResult | Exception]:
-        """Run; on an engine error bisect the batch so only the failing requests fail."""
+    def _run_isolating(
+        self, parts: Sequence[tuple[Entry[WindowItem], list[WindowItem]]]
+    ) -> tuple[dict[Entry[WindowItem], BatchFailed], int]:
+        """Run a step; on an engine error bisect it (by request, then by window) so that only
+        the requests that keep failing fail. Returns (failed entries, layers run)."""
+        items = [it for _, its in parts for it in its]
         try:
-            return self.engine.run_batch([j.request for j in batch])
+            return {}, self.engine.run_step(items)
         except Exception as exc:
             _release_memory(exc)
-            if len(batch) == 1:
+            if len(parts) > 1:
+                log.warning("step of %d requests failed (%r); retrying halves", len(parts), exc)
+                mid = len(parts) // 2
+                halves = [parts[:mid], parts[mid:]]
+            elif len(items) > 1:
+                entry, its = parts[0]
+                mid = len(its) // 2
+                halves = [[(entry, its[:mid])], [(entry, its[mid:])]]
+            else:
                 error_id = uuid.uuid4().hex[:12]
-                log.error("batch failed, error id %s: %r", error_id, exc, exc_info=exc)
-                return [BatchFailed(error_id)]
-            log.warning("batch of %d failed (%r); retrying halves", len(batch), exc)
-            mid = len(batch) // 2
-            return [*self._run_isolating(batch[:mid]), *self._run_isolating(batch[mid:])]
+                log.error("request failed, error id %s: %r", error_id, exc, exc_info=exc)
+                return {parts[0][0]: BatchFailed(error_id)}, 0
+            failed: dict[Entry[WindowItem], BatchFailed] = {}
+            layers = 0
+            for half in halves:
+                half = [(e, its) for e, its in half if e not in failed]
+                if half:
+                    f, n = self._run_isolating(half)
+                    failed.update(f)
+                    layers = max(layers, n)
+            return failed, layers
 
-    def _record(self, batch: Sequence[Job], outcomes: Sequence[object], seconds: float) -> None:
-        self._batch_seconds = 0.8 * self._batch_seconds + 0.2 * seconds
-        self._batch_requests = 0.8 * self._batch_requests + 0.2 * len(batch)
-        if self.metrics is None:
+    def _record(self, step: Step[WindowItem], layers: int, seconds: float) -> None:
+        self._step_seconds = 0.8 * self._step_seconds + 0.2 * seconds
+        self._step_rows = 0.8 * self._step_rows + 0.2 * step.rows
+        m = self.metrics
+        if m is None:
             return
-        results = [o for o in outcomes if isinstance(o, AnalyzeResult)]
-        tokens = sum(r.tokens for r in results)
-        self.metrics.batch_tokens.observe(tokens)
-        self.metrics.tokens.inc(tokens)
-        self.metrics.texts.inc(sum(len(r.results) for r in results))
-        if results:
-            self.metrics.layers_run.observe(max(r.layers_run for r in results))
+        tokens = sum(it.length for it in step.items)
+        m.batch_size.observe(len(step.parts))
+        m.batch_windows.observe(step.rows)
+        m.batch_tokens.observe(tokens)
+        m.batch_padding.observe(step.padding_ratio)
+        m.tokens.inc(tokens)
+        if layers:
+            m.layers_run.observe(layers)
+
+    # ---- answer side -----------------------------------------------------------------
+    def _answer_loop(self) -> None:
+        while True:
+            job = self._answers.get()
+            if job is None:
+                return
+            try:
+                outcome: AnalyzeResult | Exception = self.engine.finish(job.prepared)
+                if self.metrics is not None:
+                    self.metrics.texts.inc(len(job.prepared.texts))
+            except Exception as exc:
+                error_id = uuid.uuid4().hex[:12]
+                log.error("answer failed, error id %s: %r", error_id, exc, exc_info=exc)
+                outcome = BatchFailed(error_id)
+            _post(job, outcome)
+            with self._cond:
+                self._answering -= 1
 
 
 def _post(job: Job, outcome: object) -> None:

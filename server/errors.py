@@ -32,11 +32,13 @@ class ErrorKind(enum.Enum):
     TOO_MANY_TEXTS = ("too_many_texts", 413)
     TEXT_TOO_LONG = ("text_too_long", 413)
     BODY_TOO_LARGE = ("body_too_large", 413)
+    TOKEN_BUDGET = ("token_budget_exceeded", 413)
     UNSUPPORTED_MEDIA_TYPE = ("unsupported_media_type", 415)
     VALIDATION = ("invalid_request", 422)
     UNKNOWN_TASK = ("unknown_task", 422)
     HEAD_INVALID = ("head_invalid", 422)
     OVERLOADED = ("overloaded", 429)
+    CLIENT_CLOSED = ("client_closed_request", 499)  # nginx's code; nobody reads the body
     INTERNAL = ("internal_error", 500)
     NOT_READY = ("not_ready", 503)
     DRAINING = ("draining", 503)
@@ -102,7 +104,7 @@ def error_body(
 # Codes counted in sidetask_rejected_requests_total{reason}: refused before the model ran.
 REJECTION_CODES = frozenset(
     k.code for k in ErrorKind if 400 <= k.status < 500 or k.status in (503, 504)
-) - {"not_found", "method_not_allowed", "head_invalid"}
+) - {"not_found", "method_not_allowed", "head_invalid", "client_closed_request"}
 
 
 def mark(scope: MutableMapping[str, Any], kind: ErrorKind) -> None:

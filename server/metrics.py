@@ -25,6 +25,7 @@ LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 
 STAGE_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10)
 COUNT_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 TOKEN_BUCKETS = (16, 64, 256, 1024, 4096, 16384, 65536, 262144)
+RATIO_BUCKETS = (0.0, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 0.9, 1.0)
 LAYER_BUCKETS = tuple(float(i) for i in range(0, 49, 1))
 
 __all__ = ["CONTENT_TYPE", "Metrics"]
@@ -51,7 +52,7 @@ class Metrics:
             registry=r,
         )
         self.queue_depth = Gauge(
-            "sidetask_queue_depth", "Requests waiting for a batch.", registry=r
+            "sidetask_queue_depth", "Requests with windows waiting to run.", registry=r
         )
         self.queue_wait = Histogram(
             "sidetask_queue_wait_seconds",
@@ -60,10 +61,42 @@ class Metrics:
             registry=r,
         )
         self.batch_size = Histogram(
-            "sidetask_batch_size", "Requests per batch.", buckets=COUNT_BUCKETS, registry=r
+            "sidetask_batch_size", "Requests per micro-batch.", buckets=COUNT_BUCKETS, registry=r
         )
         self.batch_tokens = Histogram(
-            "sidetask_batch_tokens", "Tokens per batch.", buckets=TOKEN_BUCKETS, registry=r
+            "sidetask_batch_tokens",
+            "Tokens (without padding) per micro-batch.",
+            buckets=TOKEN_BUCKETS,
+            registry=r,
+        )
+        self.batch_windows = Histogram(
+            "sidetask_batch_windows",
+            "Windows per micro-batch (one backbone pass).",
+            buckets=COUNT_BUCKETS,
+            registry=r,
+        )
+        self.batch_padding = Histogram(
+            "sidetask_batch_padding_ratio",
+            "Fraction of a micro-batch's padded tokens that are padding.",
+            buckets=RATIO_BUCKETS,
+            registry=r,
+        )
+        self.request_windows = Histogram(
+            "sidetask_request_windows",
+            "Windows per request (long texts are cut into several).",
+            buckets=(*COUNT_BUCKETS, 1024, 4096),
+            registry=r,
+        )
+        self.cancelled = Counter(
+            "sidetask_cancelled_requests_total",
+            "Requests whose remaining work was dropped (timeout, client disconnect).",
+            ["reason"],
+            registry=r,
+        )
+        self.dropped_windows = Counter(
+            "sidetask_dropped_windows_total",
+            "Windows never run because their request was cancelled.",
+            registry=r,
         )
         self.stage_duration = Histogram(
             "sidetask_stage_duration_seconds",

@@ -78,8 +78,22 @@ class Settings(BaseSettings):
     max_batch_size: int = Field(
         64, gt=0, description="Windows per backbone pass; also texts per server micro-batch."
     )
-    max_wait_ms: float = Field(5.0, ge=0, description="How long a batch waits to fill.")
-    queue_size: int = Field(256, gt=0, description="Queued requests before 429.")
+    max_wait_ms: float = Field(
+        0.0,
+        ge=0,
+        description="0 = continuous batching: a free worker runs what is queued at once. "
+        "> 0: an idle worker waits up to this long for a fuller micro-batch (more "
+        "throughput for lone requests' latency).",
+    )
+    max_request_tokens: int = Field(
+        65536,
+        gt=0,
+        description="Token budget of one request: every window's tokens after tokenisation "
+        "(a long text counts each of its windows). Over it: 413 before any model work.",
+    )
+    queue_size: int = Field(
+        256, gt=0, description="Requests with windows waiting to run before 429."
+    )
     max_texts: int = Field(64, gt=0, description="Texts per request before 413.")
     max_text_chars: int = Field(100_000, gt=0, description="Characters per text before 413.")
     max_body_bytes: int = Field(4 * 1024 * 1024, gt=0, description="Request body bytes before 413.")

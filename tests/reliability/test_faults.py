@@ -43,17 +43,18 @@ def test_out_of_memory_in_a_batch_splits_it_and_fails_only_the_culprit(
     sizes: list[tuple[int, bool]] = []  # (requests in the call, poison among them)
 
     class Poisoned(Engine):
-        def run_batch(self, requests: Any) -> Any:
-            poisoned = any("POISON" in t for r in requests for t in r.texts)
-            sizes.append((len(requests), poisoned))
+        def run_step(self, items: Any) -> Any:
+            poisoned = any("Poison" in it.state.text for it in items)
+            sizes.append((len({id(it.prepared) for it in items}), poisoned))
             if poisoned:
                 raise error("injected: out of memory")
-            return super().run_batch(requests)
+            return super().run_step(items)
 
     freed: list[int] = []
     observed: list[tuple[int, bool]] = []
     bodies = [{"texts": [f"Anna met Maria in Paris {i}"]} for i in range(7)]
-    bodies.insert(5, {"texts": ["POISON pill"]})
+    # as long as the others: the scheduler batches windows of similar lengths together
+    bodies.insert(5, {"texts": ["Anna met Maria in Poison 5"]})
 
     async def go() -> None:
         async with running(app_with(Poisoned, max_wait_ms=200, kernel="torch")) as c:
@@ -157,10 +158,10 @@ def test_timed_out_clients_leave_no_orphaned_work(
     held = threading.Event()
 
     class Slow(Engine):
-        def run_batch(self, requests: Any) -> Any:
-            calls.append(len(requests))
+        def run_step(self, items: Any) -> Any:
+            calls.append(len(items))
             held.wait(60)
-            return super().run_batch(requests)
+            return super().run_step(items)
 
     async def go() -> None:
         app = app_with(Slow, request_timeout_s=0.5, max_batch_size=1)

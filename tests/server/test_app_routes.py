@@ -287,10 +287,10 @@ def test_timeout_is_504_and_unstarted_work_is_dropped(
     calls: list[int] = []
 
     class Slow(Engine):
-        def run_batch(self, requests: Any) -> Any:
-            calls.append(len(requests))
+        def run_step(self, items: Any) -> Any:
+            calls.append(len({id(it.prepared) for it in items}))
             release.wait(5)
-            return super().run_batch(requests)
+            return super().run_step(items)
 
     def factory(settings: Settings) -> Engine:
         return Slow(tiny_roberta, load_heads(settings, tiny_roberta), engine_config(settings))

@@ -201,10 +201,10 @@ def test_a_failing_request_fails_alone_with_500_and_error_id(
     make_app: Any, client_for: Any, tiny_roberta: Backbone, caplog: pytest.LogCaptureFixture
 ) -> None:
     class Poisoned(Engine):
-        def run_batch(self, requests: Any) -> Any:
-            if any("POISON" in t for r in requests for t in r.texts):
+        def run_step(self, items: Any) -> Any:
+            if any("POISON" in it.state.text for it in items):
                 raise RuntimeError("CUDA out of memory (injected)")
-            return super().run_batch(requests)
+            return super().run_step(items)
 
     def factory(settings: Settings) -> Engine:
         return Poisoned(tiny_roberta, load_heads(settings, tiny_roberta), engine_config(settings))
@@ -236,7 +236,7 @@ def test_dead_worker_turns_readyz_503_and_asks_to_exit(
     died = threading.Event()
 
     class Broken(Engine):
-        def run_batch(self, requests: Any) -> Any:
+        def run_step(self, items: Any) -> Any:
             died.set()
             raise Fatal("worker bug")
 
