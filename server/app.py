@@ -108,19 +108,22 @@ async def drain(state: AppState) -> bool:
 
 
 def _new_app(docs: bool, lifespan: Any) -> FastAPI:
-    """The FastAPI app; /docs and /redoc load Swagger UI and ReDoc from this server
-    (fastapi-offline bundles them), so they work in an air-gapped cluster."""
-    common: dict[str, Any] = {
-        "title": "sidetask",
-        "version": "0.1.0",
-        "description": DESCRIPTION,
-        "lifespan": lifespan,
-    }
-    if not docs:
-        return FastAPI(docs_url=None, redoc_url=None, openapi_url=None, **common)
-    from fastapi_offline import FastAPIOffline
+    """The FastAPI app; /docs and /redoc (server/routes/docs.py) load Swagger UI and ReDoc
+    from this server, so they work in an air-gapped cluster."""
+    app = FastAPI(
+        title="sidetask",
+        version="0.1.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url="/openapi.json" if docs else None,
+    )
+    if docs:
+        from server.routes import docs as offline_docs
 
-    return FastAPIOffline(static_url="/docs-static", **common)
+        offline_docs.install(app)
+    return app
 
 
 def create_app(
