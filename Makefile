@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install serve test lint audit format clean
+.PHONY: install serve test tools lint audit format clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -38,8 +38,14 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-test: $(STAMP) lint
-	$(BIN)/python -m pytest -q
+# nginx, Prometheus (promtool) and hey, which the deployment, metrics and load tests run for
+# real: installed with apt-get where this runs as root (or with passwordless sudo).
+tools:
+	@.ci/system_tools.sh
+
+# -rs: every skipped test prints its reason, so a promise that was not checked is visible.
+test: $(STAMP) lint tools
+	$(BIN)/python -m pytest -q -rs
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
