@@ -232,7 +232,13 @@ def run_train(args: argparse.Namespace) -> int:
             cfg.overlap,
         )
         print("engine-scored dev slice:", rec)
-    print(f"best dev {cfg.selection_metric}: {best['selection']:.4f}; head saved in {cfg.out}")
+    split = "validation" if cfg.val_fraction > 0 else "dev"
+    print(f"best {split} {cfg.selection_metric}: {best['selection']:.4f}; head saved in {cfg.out}")
+    for name, result in best.get("dev", {}).items():
+        if isinstance(result, dict) and cfg.selection_metric in result:
+            print(
+                f"dev (scored once, with the kept head) {name}: {result[cfg.selection_metric]:.4f}"
+            )
     return 0
 
 
