@@ -13,12 +13,12 @@ from typing import Any, Literal
 
 import numpy as np
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
 from server.engine import AnalyzeRequest, Engine
 from server.errors import ErrorKind
 from server.routes.deps import require_key
+from server.routes.fast_json import OrjsonResponse
 from server.routes.openai_errors import OpenAIError, OpenAIRoute, openai_error_responses
 from server.routes.submit import check_text_limits, submit_and_wait
 from server.state import AppState, get_state
@@ -140,7 +140,7 @@ def embedding_engine(state: AppState, early: bool) -> Engine:
     responses=openai_error_responses(401, 404, 413, 422, 429, 500, 503, 504),
     dependencies=[Depends(require_key)],
 )
-async def embeddings(body: EmbeddingsBody, request: Request) -> JSONResponse:
+async def embeddings(body: EmbeddingsBody, request: Request) -> OrjsonResponse:
     state = get_state(request)
     early = state.arrived_before_drain(request)
     engine = embedding_engine(state, early)
@@ -170,7 +170,7 @@ async def embeddings(body: EmbeddingsBody, request: Request) -> JSONResponse:
         "model": engine.backbone.info.name,
         "usage": {"prompt_tokens": result.tokens, "total_tokens": result.tokens},
     }
-    return JSONResponse(payload)
+    return OrjsonResponse(payload)
 
 
 def _card(engine: Engine) -> ModelCard:

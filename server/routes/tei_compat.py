@@ -12,12 +12,12 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr
 
 from server.engine import AnalyzeRequest, Engine
 from server.errors import ApiError, ErrorKind
 from server.routes.deps import require_key
+from server.routes.fast_json import OrjsonResponse
 from server.routes.submit import check_text_limits, submit_and_wait
 from server.schemas import error_responses
 from server.state import AppState, get_state
@@ -98,7 +98,7 @@ def _as_list(inputs: str | list[str]) -> list[str]:
     responses=_ERRORS,
     dependencies=[Depends(require_key)],
 )
-async def embed(body: EmbedBody, request: Request) -> JSONResponse:
+async def embed(body: EmbedBody, request: Request) -> OrjsonResponse:
     state = get_state(request)
     engine, early = _engine(state, request)
     if engine.main_task != "embedding":
@@ -115,7 +115,7 @@ async def embed(body: EmbedBody, request: Request) -> JSONResponse:
     check_text_limits(texts, state)
     state.metrics.task_requests.labels(task=engine.main_task).inc()
     result = await submit_and_wait(state, AnalyzeRequest(texts, [engine.main_task]), early, request)
-    return JSONResponse([answer[engine.main_task] for answer in result.results])
+    return OrjsonResponse([answer[engine.main_task] for answer in result.results])
 
 
 def sequence_heads(engine: Engine) -> list[str]:
@@ -148,7 +148,7 @@ def predictions(answer: dict[str, Any], top_k: int | None = None) -> list[dict[s
     return [{"label": label, "score": score} for label, score in ranked[:top_k]]
 
 
-async def _predict(body: PredictBody, task: str | None, request: Request) -> JSONResponse:
+async def _predict(body: PredictBody, task: str | None, request: Request) -> OrjsonResponse:
     state = get_state(request)
     engine, early = _engine(state, request)
     if body.raw_scores:
@@ -160,7 +160,7 @@ async def _predict(body: PredictBody, task: str | None, request: Request) -> JSO
     result = await submit_and_wait(state, AnalyzeRequest(texts, [name]), early, request)
     top_k = body.parameters.top_k if body.parameters else None
     ranked = [predictions(answer[name], top_k) for answer in result.results]
-    return JSONResponse(ranked[0] if isinstance(body.inputs, str) else ranked)
+    return OrjsonResponse(ranked[0] if isinstance(body.inputs, str) else ranked)
 
 
 @router.post(
@@ -170,7 +170,7 @@ async def _predict(body: PredictBody, task: str | None, request: Request) -> JSO
     responses=_ERRORS,
     dependencies=[Depends(require_key)],
 )
-async def predict(body: PredictBody, request: Request) -> JSONResponse:
+async def predict(body: PredictBody, request: Request) -> OrjsonResponse:
     return await _predict(body, None, request)
 
 
@@ -181,7 +181,7 @@ async def predict(body: PredictBody, request: Request) -> JSONResponse:
     responses=_ERRORS,
     dependencies=[Depends(require_key)],
 )
-async def predict_task(task: str, body: PredictBody, request: Request) -> JSONResponse:
+async def predict_task(task: str, body: PredictBody, request: Request) -> OrjsonResponse:
     if body.task is not None and body.task != task:
         raise ApiError(ErrorKind.VALIDATION, f"task {body.task!r} contradicts the path's {task!r}")
     return await _predict(body, task, request)
