@@ -21,6 +21,10 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
     "serve": ("benchmarks.serve", "Q6: the HTTP server under load vs the offline engine."),
     "peer": ("benchmarks.peer", "Q7: infinity-emb vs sidetask serving embeddings."),
     "head_dtype": ("benchmarks.head_dtype", "bfloat16 on CPU: answers vs float32, texts/s."),
+    "accumulator_dtype": (
+        "benchmarks.accumulator_dtype",
+        "bfloat16 vs float32 accumulator projection on CPU, per layer.",
+    ),
     "accumulate": ("benchmarks.accumulate", "The fused accumulate kernel vs eager torch."),
     "overload": ("benchmarks.overload", "A real server offered 2x its capacity."),
     "soak": ("benchmarks.soak", "Varied load for a long time, server RSS sampled."),

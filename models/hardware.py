@@ -1,5 +1,7 @@
-"""What the CPU can do fast: recorded with benchmark results, since bfloat16 speed on CPU
-depends on it (the server does not switch dtypes on it: docs/server.md#head-dtype)."""
+"""What the CPU can do fast. ``accumulator_dtype=auto`` runs the accumulator's projection in
+bfloat16 on CPUs with bf16 dot products (server/loading.py); the backbone's and the head
+layers' dtypes never change on it. Benchmarks record it with their results, since bfloat16
+speed on CPU depends on it (docs/server.md#head-dtype)."""
 
 from __future__ import annotations
 

@@ -59,8 +59,9 @@ def resolve_accumulator_dtype(settings: Settings, backbone: Backbone) -> torch.d
     """The projection matmul's dtype.
 
     ``auto`` picks bfloat16 for a float32 backbone on a CPU with bf16 dot products: there the
-    projection of 32 texts runs 2.7x faster (5.5 -> 2.0 ms per layer on a Zen 4 core) and the
-    LayerNorm that follows keeps the answers those of float32 (docs/server.md#head-dtype).
+    per-layer update for 32 texts runs 2.4x faster (4.0 -> 1.7 ms on the development AMD
+    EPYC core, benchmarks/results/accumulator_dtype_cpu.json) and the LayerNorm that follows
+    keeps the answers those of float32 (docs/server.md#head-dtype).
     """
     choice = settings.accumulator_dtype
     if choice != "auto":
