@@ -89,3 +89,16 @@ def test_compiled_kernel_reads_strided_views() -> None:
     accumulate_torch(expected, z, weight, segments)
     accumulate_triton(acc, wide[:, ::2], weight, segments)
     torch.testing.assert_close(acc, expected, atol=3e-3, rtol=3e-3)
+
+
+@pytest.mark.gpu
+@needs_cuda
+def test_start_up_check_serves_the_kernel_on_this_gpu() -> None:
+    """What a replica does before serving: the compiled kernel passes its own check for
+    every dtype pair a server can run, so ``auto`` picks it here."""
+    from models.kernel_check import choose_kernel
+
+    pairs = [(d, d) for d in (torch.float32, torch.float16, torch.bfloat16)]
+    pairs.append((torch.float32, torch.bfloat16))  # float32 backbone, bf16 accumulator
+    choice = choose_kernel("auto", torch.device("cuda"), pairs)
+    assert choice.path == "triton", choice.reason
