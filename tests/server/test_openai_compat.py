@@ -162,3 +162,29 @@ def test_bart_backbone_says_it_serves_no_embeddings(
         assert "generate" in answer.json()["error"]["message"]
 
     asyncio.run(go())
+
+
+def test_not_ready_is_a_503_server_error_in_openai_shape(
+    make_app: Callable[..., FastAPI], tiny_roberta: Backbone
+) -> None:
+    import threading
+
+    from app_harness import engine_factory
+
+    release = threading.Event()
+    build = engine_factory(tiny_roberta)
+
+    def slow_factory(settings: Any) -> Any:
+        release.wait(30)
+        return build(settings)
+
+    async def go() -> None:
+        async with running(make_app(factory=slow_factory), wait_ready=False) as client:
+            answer = await client.post("/v1/embeddings", json={"model": "x", "input": "x"})
+            models = await client.get("/v1/models")
+            release.set()
+        assert answer.status_code == 503 and models.status_code == 503
+        _openai_error(answer.json(), "not_ready")
+        assert answer.json()["error"]["type"] == "server_error"
+
+    asyncio.run(go())
