@@ -26,6 +26,10 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
         "bfloat16 vs float32 accumulator projection on CPU, per layer.",
     ),
     "accumulate": ("benchmarks.accumulate", "The fused accumulate kernel vs eager torch."),
+    "scheduling": (
+        "benchmarks.scheduling",
+        "Q8: small requests beside a giant one, hang-ups, a lone request's overhead.",
+    ),
     "overload": ("benchmarks.overload", "A real server offered 2x its capacity."),
     "soak": ("benchmarks.soak", "Varied load for a long time, server RSS sampled."),
 }
