@@ -41,7 +41,7 @@ T = TypeVar("T", bound=Schedulable)
 
 def slack(length: int) -> int:
     """How much shorter than the batch's row length a window may be (padding allowed)."""
-    return max(8, length // 4)
+    return max(4, length // 8)
 
 
 @dataclass(eq=False)
