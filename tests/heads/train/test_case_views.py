@@ -3,6 +3,7 @@ because chat and queries arrive lower case and headlines ALL CAPS."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -91,3 +92,41 @@ def test_training_with_case_augmentation_and_case_selection(
     )
     with pytest.raises(SystemExit, match="ignores case"):
         train(cfg)  # the tiny RoBERTa is cased: cached states cannot stand for other casings
+
+
+def test_sidetask_eval_case_all_writes_every_view_and_the_mean(
+    tmp_path: Path, tiny_roberta_dir: Path, tiny_roberta: Backbone
+) -> None:
+    from conftest import random_head
+
+    from heads.io import save_head
+    from server.cli import parse_args
+
+    data = ner_file(tmp_path / "ner.jsonl")
+    head = random_head(tiny_roberta.info, "toy", kind="token", labels=["O", "B-LOC", "B-PER"])
+    folder = save_head(head, tmp_path / "head")
+    out = tmp_path / "views.json"
+    argv = [
+        "eval",
+        "--head",
+        str(folder),
+        "--data",
+        str(data),
+        "--backbone",
+        str(tiny_roberta_dir),
+        "--case",
+        "all",
+        "--json",
+        str(out),
+        "--threads",
+        "1",
+    ]
+    args = parse_args(argv)
+    assert args.func(args) == 0
+    written = json.loads(out.read_text())
+    assert set(written["views"]) == {"as-is", "lower", "upper"} and written["metric"] == "f1"
+    views = [
+        evaluate_head(folder, case_view(read_examples(data), v), tiny_roberta)["f1"]
+        for v in ("as-is", "lower", "upper")
+    ]
+    assert written["mean"] == pytest.approx(sum(views) / 3)
