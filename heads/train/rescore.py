@@ -1,9 +1,10 @@
 """Score a saved head from cached states: case views and both NER decodings, in seconds.
 
 `python -m heads.train.rescore --head heads/pretrained/ner --data ../shared/data/conll2003/dev.txt`
-prints the metric on the as-is, lower-cased and upper-cased views, with the engine's
-per-word argmax decoding and with the BIO-constrained Viterbi decoding
-(``heads.postprocess.token_entities``). The cached path computes what the engine computes
+prints the metric; for sequence heads also the ECE of the scores the head gives (with its
+manifest's temperature); for token heads the metric on the as-is, lower-cased and
+upper-cased views, with the engine's per-word argmax decoding and with the BIO-constrained
+Viterbi decoding (``heads.postprocess.token_entities``). The cached path computes what the engine computes
 (``tests/heads/train/test_loop.py``); ``sidetask eval --case all`` is the engine's own
 number for argmax decoding.
 """
@@ -59,6 +60,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         for s in sets:
             out[f"{s.name}_{decoding}_{metric}"] = float(results[s.name][metric])
         out[f"mean_{decoding}_{metric}"] = float(results["selection"])
+    if head.kind == "sequence":
+        from heads.train.calibration import ece
+        from heads.train.data import TextExample, label_index
+        from heads.train.evaluate import sequence_logits
+
+        probs = torch.softmax(sequence_logits(head, split, device=device), -1).numpy()
+        gold = [label_index(head.labels, e.label) for e in examples if isinstance(e, TextExample)]
+        out[f"{sets[0].name}_ece"] = ece(probs, gold)
     for key, value in out.items():
         print(f"{key}\t{value:.4f}")
     if args.json:
