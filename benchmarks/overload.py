@@ -126,7 +126,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         settings = {
             "queue_size": args.queue_size,
             "max_batch_size": args.max_batch_size,
-            "max_wait_ms": 5,
             "request_timeout_s": 60,
         }
         env = server_env(args.backbone, heads, args.threads, settings)

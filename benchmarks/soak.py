@@ -136,7 +136,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     bodies = body_factory(args.seed)
     with tempfile.TemporaryDirectory(prefix="sidetask-soak-") as tmp:
         heads = args.heads_dir or write_random_heads(args.backbone, Path(tmp) / "heads")
-        env = server_env(args.backbone, heads, args.threads, {"max_wait_ms": 5})
+        env = server_env(args.backbone, heads, args.threads, {})
         log = args.log or Path(tmp) / "server.log"
         with ServerProcess(env, log) as server:
             ready_s = server.wait_ready()

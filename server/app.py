@@ -78,7 +78,9 @@ async def _load(state: AppState, factory: EngineFactory) -> None:
         return
     engine.observer = state.metrics.observe_stage
     s = state.settings
-    config = BatchConfig(s.max_batch_size, s.max_batch_tokens, s.max_wait_ms, s.queue_size)
+    config = BatchConfig(
+        s.max_batch_size, engine.config.max_batch_tokens, s.max_wait_ms, s.queue_size
+    )
     batcher = Batcher(engine, config, state.metrics, on_fatal=state.worker_died)
     batcher.start()
     state.engine, state.batcher = engine, batcher

@@ -131,8 +131,8 @@ class Batcher:
 
     @property
     def depth(self) -> int:
-        """Requests with windows still to run."""
-        return len(self._scheduler)
+        """Requests with windows waiting to run (not counting windows running now)."""
+        return self._scheduler.waiting
 
     @property
     def idle(self) -> bool:
@@ -207,7 +207,7 @@ class Batcher:
     # ---- worker side -----------------------------------------------------------------
     def _set_depth(self) -> None:
         if self.metrics is not None:
-            self.metrics.queue_depth.set(len(self._scheduler))
+            self.metrics.queue_depth.set(self._scheduler.waiting)
 
     def _loop(self) -> None:
         try:

@@ -131,10 +131,25 @@ def load_heads(settings: Settings, backbone: Backbone) -> HeadSet:
     return heads
 
 
-def engine_config(settings: Settings, kernel: str | None = None) -> EngineConfig:
+# Padded tokens per micro-batch when the setting is empty. On CPU the cost per window is flat
+# from about 8 rows of short windows (or 1 row of 256 tokens) on: benchmarks/results/
+# scheduling_cpu.json has the step-size sweep; bigger passes only lengthen small requests' wait.
+BATCH_TOKENS = {"cuda": 16384, "cpu": 1024}
+
+
+def batch_tokens(settings: Settings, device: torch.device | None = None) -> int:
+    """``max_batch_tokens``, or its default for ``device`` (CPU when unknown)."""
+    if settings.max_batch_tokens is not None:
+        return settings.max_batch_tokens
+    return BATCH_TOKENS["cuda" if device is not None and device.type == "cuda" else "cpu"]
+
+
+def engine_config(
+    settings: Settings, kernel: str | None = None, device: torch.device | None = None
+) -> EngineConfig:
     """The engine's knobs; ``kernel`` is the path :func:`check_kernel` settled on."""
     return EngineConfig(
-        max_batch_tokens=settings.max_batch_tokens,
+        max_batch_tokens=batch_tokens(settings, device),
         max_batch_size=settings.max_batch_size,
         window_overlap=settings.window_overlap,
         kernel=kernel or settings.kernel,
@@ -149,7 +164,8 @@ def build_engine(settings: Settings, observer: StageObserver | None = None) -> E
     backbone = load_backbone(settings)
     heads = load_heads(settings, backbone)
     kernel = check_kernel(settings, backbone, heads)
-    return Engine(backbone, heads, engine_config(settings, kernel.path), observer)
+    config = engine_config(settings, kernel.path, backbone.device)
+    return Engine(backbone, heads, config, observer)
 
 
 def check_kernel(settings: Settings, backbone: Backbone, heads: HeadSet) -> KernelChoice:

@@ -40,8 +40,10 @@ T = TypeVar("T", bound=Schedulable)
 
 
 def slack(length: int) -> int:
-    """How much shorter than the batch's row length a window may be (padding allowed)."""
-    return max(4, length // 8)
+    """How much shorter than the batch's row length a window may be: 1/8 of it, but at least 32
+    tokens, about what one more backbone pass costs on a CPU (so short texts of one request
+    share a pass rather than queue one pass each)."""
+    return max(32, length // 8)
 
 
 @dataclass(eq=False)
@@ -140,6 +142,11 @@ class WindowScheduler(Generic[T]):
     @property
     def entries(self) -> list[Entry[T]]:
         return list(self._entries)
+
+    @property
+    def waiting(self) -> int:
+        """Requests with windows not yet handed out."""
+        return sum(1 for e in self._entries if e.pending > 0)
 
     @property
     def pending_windows(self) -> int:

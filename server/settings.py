@@ -74,7 +74,13 @@ class Settings(BaseSettings):
     threads: int | None = Field(None, gt=0, description="torch CPU threads; empty = torch default.")
 
     # batching and limits
-    max_batch_tokens: int = Field(16384, gt=0, description="Padded tokens per backbone pass.")
+    max_batch_tokens: int | None = Field(
+        None,
+        gt=0,
+        description="Padded tokens per backbone pass (micro-batch); empty = 16384 on CUDA, "
+        "1024 on CPU (a CPU runs no faster per token in bigger passes, and a short pass keeps "
+        "the wait of a small request beside a long one short).",
+    )
     max_batch_size: int = Field(
         64, gt=0, description="Windows per backbone pass; also texts per server micro-batch."
     )

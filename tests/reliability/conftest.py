@@ -58,7 +58,6 @@ def app_with(
         values: dict[str, Any] = {
             "backbone": str(tiny_roberta_dir),
             "heads_dir": [tiny_heads],
-            "max_wait_ms": 2.0,
             **overrides,
         }
 

@@ -31,7 +31,6 @@ def settings_for(backbone_dir: Path, heads_dir: Path, **overrides: Any) -> Setti
     values: dict[str, Any] = {
         "backbone": str(backbone_dir),
         "heads_dir": [heads_dir],
-        "max_wait_ms": 2.0,
         **overrides,
     }
     return Settings(**values)

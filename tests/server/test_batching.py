@@ -117,7 +117,7 @@ def test_a_small_request_waits_one_step_behind_a_giant_one(stepper: Stepper) -> 
         small = _submit(batcher, stepper, "Anna lives in Paris")
         stepper.gate.release()
         await asyncio.to_thread(_entered, stepper)
-        assert stepper.steps[1] == ["Anna lives in Paris"]  # not behind the giant's windows
+        assert "Anna lives in Paris" in stepper.steps[1]  # not behind the giant's windows
         stepper.gate.release(1000)
         await _wait(small)
         assert len((await _wait(giant)).results) == 1
