@@ -14,8 +14,8 @@ vLLM's scheduler). Each step builds one micro-batch:
    ``slack`` longer than the anchor's longest. Windows of any request join (the anchor's
    first, then by waiting time) while they are no longer than ``L`` and no more than
    ``slack(L)`` shorter, and the padded batch (``rows x L``) stays under the token and
-   row caps; the anchor always has a window in that range. Similar lengths together keep padding low; a request's own windows
-   together finish requests early.
+   row caps; the anchor always has a window in that range. Similar lengths together keep
+   padding low; a request's own windows together finish requests early.
 
 Windows of requests prepared against different head sets (a hot reload in between) never
 share a step: the anchor's head set decides.
