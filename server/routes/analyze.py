@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import JSONResponse
 
 from server.engine import AnalyzeRequest, UnknownTaskError
 from server.errors import ApiError, ErrorKind
 from server.routes.deps import require_key
+from server.routes.fast_json import OrjsonResponse
 from server.routes.submit import check_text_limits, submit_and_wait
 from server.schemas import AnalyzeBody, AnalyzeResponse, error_responses
 from server.state import get_state
@@ -27,7 +27,7 @@ router = APIRouter()
     },
     dependencies=[Depends(require_key)],
 )
-async def analyze(body: AnalyzeBody, request: Request) -> JSONResponse:
+async def analyze(body: AnalyzeBody, request: Request) -> OrjsonResponse:
     state = get_state(request)
     early = state.arrived_before_drain(request)
     engine = state.loaded_engine() if early else state.ready_engine()[0]
@@ -46,4 +46,4 @@ async def analyze(body: AnalyzeBody, request: Request) -> JSONResponse:
         "backbone": engine.backbone.info.name,
         "usage": {"tokens": result.tokens, "layers_run": result.layers_run},
     }
-    return JSONResponse(payload)
+    return OrjsonResponse(payload)
