@@ -29,6 +29,14 @@ def request_id_from(headers: list[tuple[bytes, bytes]]) -> str:
     return uuid.uuid4().hex
 
 
+# Routes that submit work to the model: a drain waits until every one of them has answered.
+INFERENCE_PATHS = frozenset({"/analyze", "/v1/embeddings", "/embed", "/predict"})
+
+
+def is_inference(path: str) -> bool:
+    return path in INFERENCE_PATHS or path.startswith("/predict/")
+
+
 class RequestContextMiddleware:
     """Outermost layer: every response (errors from inner middleware too) is counted."""
 
@@ -60,7 +68,7 @@ class RequestContextMiddleware:
                 message = {**message, "headers": headers}
             await send(message)
 
-        analyze = path == "/analyze"
+        analyze = is_inference(path)
         self.metrics.inflight.inc()
         self.state.analyze_inflight += analyze
         try:

@@ -35,7 +35,9 @@ class AppState:
     exit_code: int = 0
     loop: asyncio.AbstractEventLoop | None = None
     on_exit: Callable[[], None] | None = None  # run_server: ask uvicorn to stop
-    analyze_inflight: int = 0  # /analyze requests arrived and not yet answered
+    analyze_inflight: int = (
+        0  # inference requests (/analyze, /v1/embeddings, /embed, /predict) in flight
+    )
     reload_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     def readiness(self) -> tuple[ErrorKind | None, str]:
