@@ -41,9 +41,14 @@ def test_out_of_memory_in_a_batch_splits_it_and_fails_only_the_culprit(
     error: type[BaseException],
 ) -> None:
     sizes: list[tuple[int, bool]] = []  # (requests in the call, poison among them)
+    holding, held = threading.Event(), threading.Event()
 
     class Poisoned(Engine):
         def run_step(self, items: Any) -> Any:
+            if any(it.state.text == HOLD for it in items):
+                holding.set()
+                held.wait(60)  # the worker waits here until every body below is queued
+                return super().run_step(items)
             poisoned = any("Poison" in it.state.text for it in items)
             sizes.append((len({id(it.prepared) for it in items}), poisoned))
             if poisoned:
@@ -57,12 +62,22 @@ def test_out_of_memory_in_a_batch_splits_it_and_fails_only_the_culprit(
     bodies.insert(5, {"texts": ["Anna met Maria in Poison 5"]})
 
     async def go() -> None:
-        async with running(app_with(Poisoned, max_wait_ms=200, kernel="torch")) as c:
+        app = app_with(Poisoned, kernel="torch")
+        async with running(app) as c:
             alone = [(await c.post("/analyze", json=b)).json() for b in bodies]
             monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
             monkeypatch.setattr(torch.cuda, "empty_cache", lambda: freed.append(1))
             sizes.clear()
-            rs = await asyncio.gather(*(c.post("/analyze", json=b) for b in bodies))
+            # Hold the worker, queue all eight, then let it go: they are one batch by
+            # construction, not because they happened to arrive within a wait window.
+            hold = asyncio.ensure_future(c.post("/analyze", json={"texts": [HOLD]}))
+            await _until(holding.is_set, "the worker never took the holding request")
+            sent = [asyncio.ensure_future(c.post("/analyze", json=b)) for b in bodies]
+            batcher = app.state.sidetask.batcher
+            await _until(lambda: batcher.depth == len(bodies), "the requests never queued")
+            held.set()
+            rs = await asyncio.gather(*sent)
+            assert (await hold).status_code == 200
             monkeypatch.undo()
             observed.extend(sizes)
             for i, (r, expected) in enumerate(zip(rs, alone, strict=True)):
@@ -89,6 +104,17 @@ def test_out_of_memory_in_a_batch_splits_it_and_fails_only_the_culprit(
         assert len(freed) == len(poisoned)  # accelerator cache released before each retry
     else:
         assert freed == []
+
+
+HOLD = "Hold the worker here"
+
+
+async def _until(condition: Callable[[], bool], failure: str, seconds: float = 30) -> None:
+    """Poll ``condition`` under a deadline (never a fixed sleep before an assert)."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, failure
+        await asyncio.sleep(0.005)
 
 
 def test_bad_heads_are_skipped_when_configured_and_reported(
