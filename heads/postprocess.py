@@ -8,9 +8,11 @@ break one name into two entities or start one with a stray ``I-``, which costs e
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 
@@ -74,11 +76,13 @@ def _trimmed(text: str, start: int, end: int, tag: str, score: float) -> Word:
     return Word(start, end, tag, score)
 
 
-def transitions(labels: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
-    """(allowed[prev, cur], allowed_first[cur]) under BIO: ``I-X`` only continues X."""
+@functools.lru_cache(maxsize=64)
+def transitions(labels: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """Log-space BIO constraints: (penalty[prev, cur], penalty_first[cur]), 0 where allowed
+    and -inf where not (``I-X`` only continues X; no sentence starts inside an entity)."""
     n = len(labels)
-    allowed = torch.ones(n, n, dtype=torch.bool)
-    first = torch.ones(n, dtype=torch.bool)
+    allowed = np.ones((n, n), dtype=bool)
+    first = np.ones(n, dtype=bool)
     for cur, tag in enumerate(labels):
         prefix, _, kind = tag.partition("-")
         if prefix != "I":
@@ -86,27 +90,25 @@ def transitions(labels: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
         first[cur] = False
         for prev, before in enumerate(labels):
             allowed[prev, cur] = before in (f"B-{kind}", f"I-{kind}")
-    return allowed, first
+    return np.where(allowed, 0.0, -np.inf), np.where(first, 0.0, -np.inf)
 
 
 def viterbi(probs: torch.Tensor, labels: Sequence[str]) -> list[int]:
     """The most probable label sequence (product of per-word probabilities) among those
-    BIO allows; ``probs`` is (words, labels)."""
+    BIO allows; ``probs`` is (words, labels). Plain numpy: a few microseconds per word."""
     if len(probs) == 0:
         return []
-    allowed, first = transitions(labels)
-    blocked = torch.tensor(float("-inf"))
-    logp = probs.double().clamp_min(1e-30).log()
-    score = torch.where(first, logp[0], blocked)
-    back = []
+    penalty, first = transitions(tuple(labels))
+    logp = np.log(np.clip(probs.double().numpy(), 1e-30, None))
+    score = logp[0] + first
+    back = np.zeros(logp.shape, dtype=np.int64)
     for t in range(1, len(logp)):
-        cand = score[:, None] + torch.where(allowed, 0.0, blocked)  # (prev, cur)
-        best, arg = cand.max(dim=0)
-        back.append(arg)
-        score = best + logp[t]
+        cand = score[:, None] + penalty  # (prev, cur)
+        back[t] = cand.argmax(axis=0)
+        score = cand[back[t], np.arange(len(score))] + logp[t]
     path = [int(score.argmax())]
-    for arg in reversed(back):
-        path.append(int(arg[path[-1]]))
+    for t in range(len(logp) - 1, 0, -1):
+        path.append(int(back[t, path[-1]]))
     return path[::-1]
 
 
