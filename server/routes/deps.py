@@ -16,9 +16,11 @@ Bearer = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 HeaderKey = Annotated[str | None, Depends(_header)]
 
 
-def require_key(request: Request, _b: Bearer, _h: HeaderKey) -> None:
+# async although they do no I/O: FastAPI runs a plain ``def`` dependency in a worker thread,
+# a thread hop on every request for a dictionary lookup.
+async def require_key(request: Request, _b: Bearer, _h: HeaderKey) -> None:
     get_state(request).keys.check(request.headers)
 
 
-def require_admin(request: Request, _b: Bearer, _h: HeaderKey) -> None:
+async def require_admin(request: Request, _b: Bearer, _h: HeaderKey) -> None:
     get_state(request).keys.check(request.headers, admin=True)
