@@ -357,7 +357,10 @@ class Batcher:
 
 
 def _post(job: Job, outcome: object) -> None:
-    """Settle the job's future on its own event loop (a closed loop has no one waiting)."""
+    """Settle the job's future on its own event loop (a closed loop or a cancelled job has no
+    one waiting: an error left on such a future would only be logged as never retrieved)."""
+    if job.cancelled:
+        return
     with contextlib.suppress(RuntimeError):
         job.loop.call_soon_threadsafe(_settle, job.future, outcome)
 
