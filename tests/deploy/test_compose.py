@@ -1,4 +1,4 @@
-"""deploy/compose.yaml (no Docker engine here): structure and cross-file consistency.
+"""deploy/compose.yaml, read (test_compose_up.py runs it): structure and cross-file consistency.
 
 The replicas, the balancer's upstream list and Prometheus' targets must name the same
 services; every mounted file must exist; settings must be real SIDETASK_* settings.
@@ -172,3 +172,79 @@ def test_grafana_has_no_default_password_and_no_anonymous_access(
     assert re.fullmatch(r"\$\{GRAFANA_ADMIN_PASSWORD:\?[^}]+\}", password), password
     assert str(env.get("GF_AUTH_ANONYMOUS_ENABLED", "false")).lower() == "false"
     assert env.get("GF_AUTH_ANONYMOUS_ORG_ROLE") in (None, "Viewer")
+
+
+# ---- deploy/compose.local.yaml: compose on a machine with no registry -------------------
+# (tests/deploy/test_compose_up.py runs it; these keep it an image swap plus addresses)
+
+# what the override may set per service; anything else would change compose.yaml's
+# behaviour (security options, limits, drain, restart) on the local run
+LOCAL_KEYS = {
+    "replica": {"network_mode", "environment", "healthcheck"},
+    "nginx": {"image", "build", "network_mode", "volumes"},
+    "prometheus": {"image", "build", "network_mode", "command", "volumes"},
+    "grafana": {"profiles"},
+}
+
+
+@pytest.fixture(scope="module")
+def local() -> dict[str, Any]:
+    services: dict[str, Any] = yaml.safe_load((DEPLOY / "compose.local.yaml").read_text())[
+        "services"
+    ]
+    return services
+
+
+def test_local_override_swaps_images_and_addresses_only(
+    compose: dict[str, Any], local: dict[str, Any], replicas: dict[str, dict[str, Any]]
+) -> None:
+    assert set(local) == set(compose["services"])
+    for name, service in local.items():
+        allowed = LOCAL_KEYS["replica" if name in replicas else name]
+        assert set(service) <= allowed, f"{name}: {set(service) - allowed}"
+        if "network_mode" in service:
+            assert service["network_mode"] == "host"
+    for name in replicas:
+        assert set(local[name]["environment"]) == {"SIDETASK_HOST", "SIDETASK_PORT"}
+        assert set(local[name]["healthcheck"]) == {"test"}
+    assert local["grafana"]["profiles"] == ["grafana"], "no local Grafana image: left out"
+
+
+def test_local_replicas_listen_on_distinct_loopback_ports_and_are_checked_there(
+    compose: dict[str, Any], local: dict[str, Any], replicas: dict[str, dict[str, Any]]
+) -> None:
+    ports = set()
+    for name, service in replicas.items():
+        env = local[name]["environment"]
+        assert env["SIDETASK_HOST"] == "127.0.0.1", "host network: loopback, not published"
+        port = env["SIDETASK_PORT"]
+        ports.add(port)
+        test = local[name]["healthcheck"]["test"]
+        # the same readiness probe as compose.yaml's, at the replica's own port
+        assert test == [
+            part.replace("127.0.0.1:8000", f"127.0.0.1:{port}")
+            for part in service["healthcheck"]["test"]
+        ]
+        assert test != service["healthcheck"]["test"]
+    assert len(ports) == len(replicas)
+
+
+def test_local_prometheus_keeps_compose_flags_and_listens_on_loopback(
+    compose: dict[str, Any], local: dict[str, Any]
+) -> None:
+    base = compose["services"]["prometheus"]["command"]
+    assert local["prometheus"]["command"] == [*base, "--web.listen-address=127.0.0.1:9090"]
+
+
+def test_local_images_are_built_from_debian_packages_on_the_local_base(
+    local: dict[str, Any],
+) -> None:
+    for name in ("nginx", "prometheus"):
+        build = local[name]["build"]
+        dockerfile = DEPLOY / build["context"] / build["dockerfile"]
+        text = dockerfile.read_text()
+        assert "ARG BASE_IMAGE=sidetask-base:bookworm" in text
+        assert f"apt-get install -y --no-install-recommends {name}" in text
+        assert build["network"] == "host"
+        for volume in local[name]["volumes"]:
+            assert (DEPLOY / volume.split(":")[0]).is_file(), volume

