@@ -133,7 +133,7 @@ def load_heads(settings: Settings, backbone: Backbone) -> HeadSet:
 
 # Padded tokens per micro-batch when the setting is empty. On CPU the cost per window is flat
 # from about 8 rows of short windows (or 1 row of 256 tokens) on: benchmarks/results/
-# scheduling_cpu.json has the step-size sweep; bigger passes only lengthen small requests' wait.
+# step_size_cpu.json (benchmarks/step_size.py); bigger passes only lengthen small requests' wait.
 BATCH_TOKENS = {"cuda": 16384, "cpu": 1024}
 
 
