@@ -31,6 +31,10 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
         "Q8: small requests beside a giant one, hang-ups, a lone request's overhead.",
     ),
     "step_size": ("benchmarks.step_size", "Q9: cost per window vs windows per micro-batch."),
+    "limit": (
+        "benchmarks.limit",
+        "Matmul peak -> FLOP-bound texts/s of the backbone; achieved / limit.",
+    ),
     "overload": ("benchmarks.overload", "A real server offered 2x its capacity."),
     "soak": ("benchmarks.soak", "Varied load for a long time, server RSS sampled."),
 }
