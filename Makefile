@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install serve test tools lint audit format clean
+.PHONY: install serve test tools lint audit format clean image
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -37,6 +37,13 @@ audit: $(STAMP)
 format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+
+# The CPU image sidetask:cpu, built here with no image registry (docs/deploy.md, "Building
+# without a registry"): starts dockerd if none answers (it says how to stop it), makes and
+# caches a Debian base image (debootstrap), builds docker/Dockerfile with this machine's CA
+# bundle and torch wheel. Needs root, docker.io and debootstrap (make tools installs them).
+image:
+	$(PYTHON) docker/local_build.py image
 
 # nginx, Prometheus (promtool) and hey, which the deployment, metrics and load tests run for
 # real: installed with apt-get where this runs as root (or with passwordless sudo).

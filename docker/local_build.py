@@ -176,10 +176,14 @@ def ensure_base(rebuild: bool = False) -> None:
 
 def pip_config() -> dict[str, str]:
     """pip's effective settings here (`pip config list`; environment last, as pip does)."""
-    listed = subprocess.run(
-        [sys.executable, "-m", "pip", "config", "list"],
-        capture_output=True, text=True, timeout=60, check=False,
-    ).stdout  # fmt: skip
+    pips = [[sys.executable, "-m", "pip"]] + [[p] for p in filter(None, [shutil.which("pip3")])]
+    listed = ""
+    for pip in pips:  # this Python's pip, else the one on PATH
+        listed = subprocess.run(
+            [*pip, "config", "list"], capture_output=True, text=True, timeout=60, check=False
+        ).stdout
+        if listed:
+            break
     found: dict[str, str] = {}
     for scope in ("global", "user", "site", ":env:"):
         for key, value in re.findall(rf"^{re.escape(scope)}\.([\w-]+)='(.*)'$", listed, re.M):
