@@ -339,21 +339,27 @@ class Batcher:
 
     # ---- answer side -----------------------------------------------------------------
     def _answer_loop(self) -> None:
-        while True:
-            job = self._answers.get()
-            if job is None:
-                return
-            try:
-                outcome: AnalyzeResult | Exception = self.engine.finish(job.prepared)
-                if self.metrics is not None:
-                    self.metrics.texts.inc(len(job.prepared.texts))
-            except Exception as exc:
-                error_id = uuid.uuid4().hex[:12]
-                log.error("answer failed, error id %s: %r", error_id, exc, exc_info=exc)
-                outcome = BatchFailed(error_id)
-            _post(job, outcome)
-            with self._cond:
-                self._answering -= 1
+        try:
+            while True:
+                job = self._answers.get()
+                if job is None:
+                    return
+                self._answer(job)
+        except BaseException as exc:  # the answer thread itself broke: nothing can be served
+            self._die(exc)
+
+    def _answer(self, job: Job) -> None:
+        try:
+            outcome: AnalyzeResult | Exception = self.engine.finish(job.prepared)
+            if self.metrics is not None:
+                self.metrics.texts.inc(len(job.prepared.texts))
+        except Exception as exc:
+            error_id = uuid.uuid4().hex[:12]
+            log.error("answer failed, error id %s: %r", error_id, exc, exc_info=exc)
+            outcome = BatchFailed(error_id)
+        _post(job, outcome)
+        with self._cond:
+            self._answering -= 1
 
 
 def _post(job: Job, outcome: object) -> None:

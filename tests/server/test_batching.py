@@ -162,3 +162,26 @@ def test_answers_are_built_while_the_next_micro_batch_runs(stepper: Stepper) -> 
         await _wait(second)
 
     _run(stepper, body)
+
+
+def test_a_request_whose_answer_fails_gets_its_own_error(stepper: Stepper) -> None:
+    from server.batching import BatchFailed
+
+    class BadAnswer(Stepper):
+        def finish(self, prepared: PreparedRequest) -> AnalyzeResult:
+            if "BAD" in prepared.request.texts[0]:
+                raise ValueError("injected: cannot build this answer")
+            return super().finish(prepared)
+
+    stepper.__class__ = BadAnswer
+    stepper.gate.release(100)
+
+    async def body(batcher: Batcher) -> None:
+        bad = _submit(batcher, stepper, "BAD text")
+        good = _submit(batcher, stepper, "good text")
+        with pytest.raises(BatchFailed):
+            await _wait(bad)
+        assert len((await _wait(good)).results) == 1
+        assert batcher.alive  # the answer thread goes on
+
+    _run(stepper, body)
