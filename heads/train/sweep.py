@@ -48,11 +48,13 @@ def read_setting(spec: str, metric: str) -> Setting:
     if not folders:
         raise SystemExit(f"setting {label!r}: no head folder matches {pattern!r}")
     values = []
+    keys = metric.split("+")  # "a+b+c": the mean of several keys (NER's three case views)
     for folder in folders:
         metrics = read_manifest(folder).metrics
-        if metric not in metrics:
-            raise SystemExit(f"{folder}: its manifest has no metric {metric!r}")
-        values.append(float(metrics[metric]))
+        for key in keys:
+            if key not in metrics:
+                raise SystemExit(f"{folder}: its manifest has no metric {key!r}")
+        values.append(sum(float(metrics[k]) for k in keys) / len(keys))
     return Setting(label, values, folders)
 
 
@@ -105,7 +107,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         nargs="+",
         help="LABEL=GLOB of head folders, one per setting; @FILE reads them one per line",
     )
-    p.add_argument("--metric", required=True, help="manifest metric key, e.g. cola_dev_mcc")
+    p.add_argument(
+        "--metric",
+        required=True,
+        help="manifest metric key, e.g. cola_dev_mcc; KEY+KEY+... averages several",
+    )
     p.add_argument("--target", type=float, default=None, help="draw this value as a line")
     p.add_argument("--title", default="", help="figure title")
     p.add_argument("--out", default=None, help="PNG path (default: the table only)")

@@ -51,3 +51,16 @@ def test_pick_names_the_run_with_the_best_validation_value(
     assert main([f"a={tmp_path}/a-s*", "--metric", "toy_dev_mcc", "--pick"]) == 0
     last = capsys.readouterr().out.splitlines()[-1]
     assert last == f"picked (a, highest toy_dev_mcc): {tmp_path}/a-s1"  # first of the tie
+
+
+def test_keys_joined_by_plus_are_averaged(
+    tmp_path: Path, tiny_roberta: Backbone, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for seed, (a, b) in enumerate([(0.8, 0.6), (0.7, 0.9)]):
+        head = random_head(tiny_roberta.info, "toy", seed=seed)
+        head.manifest = head.manifest.model_copy(update={"metrics": {"x_f1": a, "x_lower_f1": b}})
+        save_head(head, tmp_path / f"r-s{seed}")
+    assert main([f"r={tmp_path}/r-s*", "--metric", "x_f1+x_lower_f1", "--pick"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[2].startswith("| r | 2 | 0.7000 0.8000 |")
+    assert out[-1].endswith(f"{tmp_path}/r-s1")
