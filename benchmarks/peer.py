@@ -1,21 +1,28 @@
 """Question 7: infinity-emb vs sidetask serving the same MiniLM over loopback HTTP.
 
-Three targets under the same closed-loop load (``--concurrency`` clients, one text per
-request, SST-2 dev sentences): infinity-emb's /embeddings, sidetask's /analyze asking for
-the embedding only, and sidetask asking for the embedding + 3 heads. Both servers run side
-by side with the same pinned thread count; load rounds alternate between targets (ABCCBA)
-so the shared machine's drift hits all alike; ratios are per round.
+Per precision (``--precisions``: float32 = both servers' defaults, bfloat16 = ``--dtype
+bfloat16`` on both) three targets under the same closed-loop load (``--concurrency``
+clients, ``--texts-per-request`` different SST-2 dev sentences of 12-31 words in every
+request): infinity-emb's /embeddings, sidetask's /analyze asking for the embedding only,
+and for the embedding + 3 heads; with ``--infinity-onnx DIR`` also infinity's ONNX engine
+(a model folder with an exported ``onnx/model.onnx``). All servers run side by side with the
+same pinned thread count; load rounds alternate between all targets (ABCCBA) so the shared
+machine's drift hits all alike; ratios are per round: to infinity at the same precision and
+to infinity's best target of that round. Throughput credits each answered request with the
+share of its lifetime inside the window (benchmarks/loadgen.py). Clock: wall (HTTP load).
 
 infinity-emb pins numpy<2 and transformers<5, so it lives in its own venv (see
 docs/benchmarks.md); ``--infinity`` points at its ``infinity_emb`` executable.
 
     sidetask bench peer --infinity /tmp/infvenv/bin/infinity_emb --seconds 10 --repeats 5
+    sidetask bench peer --infinity ... --texts-per-request 16 --concurrency 4   # issue 20's load
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import os
 import shutil
 import statistics
@@ -28,7 +35,8 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
-from benchmarks import common, workload
+from benchmarks import common, loadgen, workload
+from benchmarks.live_server import Outcome
 from server.env_flags import command_prefix, parse_with_env
 
 NAME = "peer"
@@ -45,15 +53,33 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--texts", type=Path, default=SST2_DEV, help="TSV, text first column.")
     parser.add_argument("--heads-dir", type=Path, default=None, help="3 heads; default random.")
     parser.add_argument("--base-port", type=int, default=18700)
+    parser.add_argument("--texts-per-request", type=int, default=1, help="Texts per request.")
+    parser.add_argument(
+        "--precisions",
+        default="float32,bfloat16",
+        help="float32 (both defaults) and/or bfloat16 (--dtype bfloat16 on both).",
+    )
+    parser.add_argument(
+        "--infinity-onnx",
+        type=Path,
+        default=None,
+        help="Model folder with onnx/model.onnx: adds infinity's ONNX engine (optimum).",
+    )
     return parser
 
 
 def load_texts(path: Path, limit: int = 512) -> list[str]:
-    """Realistic short texts: SST-2 dev sentences (about 20 words), or one fallback text."""
+    """Realistic short texts: SST-2 dev sentences, or one fallback text."""
     if not path.is_file():
         return [FALLBACK]
     lines = path.read_text().splitlines()[1 : limit + 1]
     return [line.split("\t")[0].strip() for line in lines if line.strip()]
+
+
+def load_pool(path: Path) -> list[str]:
+    """Sentences of 12-31 words (issue 20's load); all sentences if too few are that long."""
+    pool = loadgen.sentence_pool(path)
+    return pool if path.is_file() and len(pool) >= 16 else load_texts(path)
 
 
 @contextmanager
@@ -87,37 +113,39 @@ def server(cmd: Sequence[str], env: dict[str, str], ready_url: str, log: Path) -
 
 
 async def _load(
-    url: str, body: Callable[[str], dict[str, Any]], texts: list[str], clients: int, secs: float
+    url: str,
+    body: Callable[[list[str]], dict[str, Any]],
+    texts: list[str],
+    clients: int,
+    secs: float,
+    per_request: int = 1,
 ) -> dict[str, Any]:
-    """Closed loop: ``clients`` workers, each sending the next text as soon as it has an answer."""
+    """Closed loop: ``clients`` workers, each sending the next texts as soon as it has an
+    answer; every request different. Texts/s credit each answer's share inside the window."""
     import httpx
 
-    latencies: list[float] = []
-    errors = 0
+    outcomes: list[Outcome] = []
     counter = iter(range(10**9))
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
     async with httpx.AsyncClient(timeout=60, limits=limits) as client:
-        stop = time.perf_counter() + secs
+        began = time.perf_counter()
 
         async def worker() -> None:
-            nonlocal errors
-            while time.perf_counter() < stop:
-                text = texts[next(counter) % len(texts)]
+            while time.perf_counter() - began < secs:
+                batch = loadgen.request_texts(texts, next(counter), per_request)
                 start = time.perf_counter()
-                response = await client.post(url, json=body(text))
-                if response.status_code == 200:
-                    latencies.append(time.perf_counter() - start)
-                else:
-                    errors += 1
+                response = await client.post(url, json=body(batch))
+                outcomes.append(
+                    Outcome(start - began, response.status_code, time.perf_counter() - start)
+                )
 
-        began = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(clients)))
-        elapsed = time.perf_counter() - began
-    latencies.sort()
+    texts_per_s = loadgen.credited_texts_per_s(outcomes, per_request, secs)
     return {
-        "requests_per_s": len(latencies) / elapsed,
-        "errors": errors,
-        "latencies": latencies,
+        "texts_per_s": texts_per_s,
+        "requests_per_s": texts_per_s / per_request,
+        "errors": sum(1 for o in outcomes if o.status != 200),
+        "latencies": sorted(o.latency for o in outcomes if o.status == 200),
     }
 
 
@@ -140,28 +168,38 @@ def _random_heads(folder: Path, backbone_dir: str) -> Path:
     return folder
 
 
-def _targets(model: str, heads: list[str], ports: dict[str, int]) -> dict[str, tuple[str, Any]]:
-    inf = f"http://127.0.0.1:{ports['infinity']}/embeddings"
-    side = f"http://127.0.0.1:{ports['sidetask']}/analyze"
-    return {
-        "infinity embedding": (inf, lambda t: {"model": model, "input": [t]}),
-        "sidetask embedding": (side, lambda t: {"texts": [t], "tasks": ["embedding"]}),
-        "sidetask embedding + 3 heads": (
+PEER = "infinity embedding"
+SIDE = ("sidetask embedding", "sidetask embedding + 3 heads")
+#: Issue 20's targets: sidetask / infinity at the same precision, by precision.
+GOALS = {"float32": (1.3, 1.15), "bfloat16": (1.4, 1.2)}
+
+
+def label(name: str, precision: str) -> str:
+    """Target names: float32 (both defaults) keeps the historical names."""
+    return name if precision == "float32" else f"{name} ({precision})"
+
+
+def _targets(
+    model: str, heads: list[str], ports: dict[str, int], precisions: Sequence[str]
+) -> dict[str, tuple[str, Any]]:
+    out: dict[str, tuple[str, Any]] = {}
+    for p in precisions:
+        inf = f"http://127.0.0.1:{ports[f'infinity {p}']}/embeddings"
+        side = f"http://127.0.0.1:{ports[f'sidetask {p}']}/analyze"
+        out[label(PEER, p)] = (inf, lambda t: {"model": model, "input": t})
+        out[label(SIDE[0], p)] = (side, lambda t: {"texts": t, "tasks": ["embedding"]})
+        out[label(SIDE[1], p)] = (
             side,
-            lambda t: {"texts": [t], "tasks": ["embedding", *heads]},
-        ),
-    }
+            lambda t: {"texts": t, "tasks": ["embedding", *heads]},
+        )
+    if "infinity onnx" in ports:
+        url = f"http://127.0.0.1:{ports['infinity onnx']}/embeddings"
+        out[label(PEER, "onnx")] = (url, lambda t: {"model": model, "input": t})
+    return out
 
 
-def measure(ctx: common.BenchContext, args: argparse.Namespace) -> dict[str, Any]:
-    from models.defaults import default_backbone_path
-
-    if not args.infinity or not Path(args.infinity).exists():
-        raise SystemExit("infinity-emb not found: pass --infinity PATH (see docs/benchmarks.md)")
-    model_dir = ctx.backbone or str(default_backbone_path())
-    texts = load_texts(args.texts)
-    threads = str(ctx.threads)
-    env = {
+def _env(threads: str) -> dict[str, str]:
+    return {
         **os.environ,
         "HF_HUB_OFFLINE": "1",
         "DO_NOT_TRACK": "1",
@@ -170,55 +208,89 @@ def measure(ctx: common.BenchContext, args: argparse.Namespace) -> dict[str, Any
         "MKL_NUM_THREADS": threads,
         "TOKENIZERS_PARALLELISM": "false",
     }
-    ports = {"infinity": args.base_port, "sidetask": args.base_port + 1}
+
+
+def commands(
+    ctx: common.BenchContext,
+    args: argparse.Namespace,
+    model_dir: str,
+    heads_dir: Path,
+    precisions: Sequence[str],
+) -> dict[str, tuple[list[str], int, str]]:
+    """Server name -> (command, port, readiness path): one infinity and one sidetask per
+    precision (float32: no dtype flag, each server's default), optionally infinity ONNX."""
+    out: dict[str, tuple[list[str], int, str]] = {}
+    port = args.base_port
+    for p in precisions:
+        dtype = [] if p == "float32" else ["--dtype", p]
+        inf = [args.infinity, "v2", "--model-id", model_dir, "--served-model-name", "minilm"]
+        inf += ["--engine", "torch", "--device", ctx.device.type, *dtype]
+        out[f"infinity {p}"] = ([*inf, "--port", str(port), "--host", "127.0.0.1"], port, "/health")
+        side = [sys.executable, "-m", "server.cli", "serve", "--device", ctx.device.type]
+        side += ["--threads", str(ctx.threads), "--heads-dir", str(heads_dir), *dtype]
+        side += ["--head-dtype", common.server_head_dtype(ctx), "--log-level", "warning"]
+        side += ["--backbone", ctx.backbone] if ctx.backbone else []
+        out[f"sidetask {p}"] = ([*side, "--port", str(port + 1)], port + 1, "/readyz")
+        port += 2
+    if args.infinity_onnx is not None:
+        onnx = [args.infinity, "v2", "--model-id", str(args.infinity_onnx)]
+        onnx += ["--served-model-name", "minilm", "--engine", "optimum", "--device", "cpu"]
+        out["infinity onnx"] = (
+            [*onnx, "--port", str(port), "--host", "127.0.0.1"],
+            port,
+            "/health",
+        )
+    return out
+
+
+def measure(ctx: common.BenchContext, args: argparse.Namespace) -> dict[str, Any]:
+    from models.defaults import default_backbone_path
+
+    if not args.infinity or not Path(args.infinity).exists():
+        raise SystemExit("infinity-emb not found: pass --infinity PATH (see docs/benchmarks.md)")
+    model_dir = ctx.backbone or str(default_backbone_path())
+    texts = load_pool(args.texts)
+    precisions = [p for p in args.precisions.split(",") if p]
+    env = _env(str(ctx.threads))
     with ExitStack() as stack:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory()))
         heads_dir = args.heads_dir or _random_heads(tmp / "heads", model_dir)
         heads = sorted(p.name for p in heads_dir.iterdir() if (p / "manifest.json").is_file())
-        infinity_cmd = [args.infinity, "v2", "--model-id", model_dir, "--served-model-name"]
-        infinity_cmd += ["minilm", "--engine", "torch", "--device", ctx.device.type]
-        infinity_cmd += ["--port", str(ports["infinity"]), "--host", "127.0.0.1"]
-        sidetask_cmd = [sys.executable, "-m", "server.cli", "serve", "--device", ctx.device.type]
-        sidetask_cmd += ["--threads", threads, "--heads-dir", str(heads_dir)]
-        sidetask_cmd += ["--port", str(ports["sidetask"]), "--log-level", "warning"]
-        if ctx.backbone:
-            sidetask_cmd += ["--backbone", ctx.backbone]
-        dtype = str(ctx.dtype).split(".")[-1]
-        if dtype != "float32":
-            sidetask_cmd += ["--dtype", dtype]
-            infinity_cmd += ["--dtype", dtype]
-        sidetask_cmd += ["--head-dtype", common.server_head_dtype(ctx)]
-        stack.enter_context(
-            server(
-                infinity_cmd,
-                env,
-                f"http://127.0.0.1:{ports['infinity']}/health",
-                tmp / "infinity.log",
-            )
-        )
-        stack.enter_context(
-            server(
-                sidetask_cmd,
-                env,
-                f"http://127.0.0.1:{ports['sidetask']}/readyz",
-                tmp / "sidetask.log",
-            )
-        )
-        targets = _targets("minilm", heads, ports)
+        servers = commands(ctx, args, model_dir, heads_dir, precisions)
+        for name, (cmd, port, ready) in servers.items():
+            log = tmp / f"{name.replace(' ', '-')}.log"
+            stack.enter_context(server(cmd, env, f"http://127.0.0.1:{port}{ready}", log))
+        ports = {name: port for name, (_, port, _) in servers.items()}
+        targets = _targets("minilm", heads, ports, precisions)
         rounds: dict[str, list[dict[str, Any]]] = {n: [] for n in targets}
         names = list(targets)
         for r in range(ctx.warmup + ctx.repeats):
             for name in names if r % 2 == 0 else names[::-1]:
                 url, body = targets[name]
-                got = asyncio.run(_load(url, body, texts, args.concurrency, args.seconds))
+                got = asyncio.run(
+                    _load(url, body, texts, args.concurrency, args.seconds, args.texts_per_request)
+                )
                 if r >= ctx.warmup:
                     rounds[name].append(got)
-                print(f"round {r} {name}: {got['requests_per_s']:.1f} req/s", flush=True)
-        breakdown = server_breakdown(f"http://127.0.0.1:{ports['sidetask']}/metrics")
-    payload = _summarise(rounds, heads, args, model_dir, len(texts))
+                print(f"round {r} {name}: {got['texts_per_s']:.1f} texts/s", flush=True)
+        breakdown = {
+            p: server_breakdown(f"http://127.0.0.1:{ports[f'sidetask {p}']}/metrics")
+            for p in precisions
+        }
+    payload = _summarise(rounds, heads, args, model_dir, len(texts), precisions)
+    payload["servers"] = {name: shlex_join(cmd) for name, (cmd, _, _) in servers.items()}
     payload["sidetask_head_dtype"] = common.server_head_dtype(ctx)
-    payload["sidetask_server_breakdown"] = breakdown
+    payload["sidetask_server_breakdown"] = breakdown.get("float32") or next(
+        iter(breakdown.values())
+    )
+    payload["sidetask_server_breakdown_by_precision"] = breakdown
     return payload
+
+
+def shlex_join(cmd: Sequence[str]) -> str:
+    import shlex
+
+    return shlex.join(cmd)
 
 
 def server_breakdown(metrics_url: str) -> dict[str, Any]:
@@ -249,13 +321,15 @@ def _summarise(
     args: argparse.Namespace,
     model_dir: str,
     n_texts: int,
+    precisions: Sequence[str] = ("float32",),
 ) -> dict[str, Any]:
     targets: dict[str, Any] = {}
-    rates = {n: [r["requests_per_s"] for r in rs] for n, rs in rounds.items()}
+    rates = {n: [r["texts_per_s"] for r in rs] for n, rs in rounds.items()}
     for name, rs in rounds.items():
         lat = sorted(x for r in rs for x in r["latencies"])
         targets[name] = {
-            "requests_per_s": common.summary(rates[name]),
+            "texts_per_s": common.summary(rates[name]),
+            "requests_per_s": common.summary([r["requests_per_s"] for r in rs]),
             "latency_ms": {
                 "p50": _percentile(lat, 0.50) * 1000,
                 "p95": _percentile(lat, 0.95) * 1000,
@@ -264,29 +338,35 @@ def _summarise(
             },
             "errors": sum(r["errors"] for r in rs),
         }
-    peer = "infinity embedding"
+    peers = [n for n in rates if n.startswith("infinity")]
+    rates["infinity best"] = [max(vals) for vals in zip(*(rates[n] for n in peers), strict=True)]
+    ratios, to_best, met = {}, {}, {}
+    for p in precisions:
+        peer = label(PEER, p)
+        for side, goal in zip(SIDE, GOALS.get(p, (1.0, 1.0)), strict=True):
+            name = label(side, p)
+            if name in rates and peer in rates:
+                ratios[name] = common.paired_ratio(rates, name, peer)
+                to_best[name] = common.paired_ratio(rates, name, "infinity best")
+                met[f"{name} >= {goal}x {peer}"] = ratios[name]["median"] >= goal
+    per = args.texts_per_request
     return {
         "model": model_dir,
         "heads": heads,
+        "precisions": list(precisions),
         "load": {
             "concurrency": args.concurrency,
             "seconds_per_round": args.seconds,
-            "texts": f"{n_texts} texts from {args.texts.name}, one per request",
+            "texts_per_request": per,
+            "texts": f"{n_texts} sentences from {args.texts.name}, {per} per request, "
+            "different in every request",
+            "counting": "each answered request credited with the share of its lifetime "
+            "inside the window (texts); wall clock",
         },
         "targets": targets,
-        "ratios_to_peer": {
-            name: common.paired_ratio(rates, name, peer) for name in rates if name != peer
-        },
-        "targets_met": {
-            "sidetask embedding >= peer": common.paired_ratio(rates, "sidetask embedding", peer)[
-                "median"
-            ]
-            >= 1.0,
-            "embedding + 3 heads >= 85% of peer": common.paired_ratio(
-                rates, "sidetask embedding + 3 heads", peer
-            )["median"]
-            >= 0.85,
-        },
+        "ratios_to_peer": ratios,
+        "ratios_to_peer_best": to_best,
+        "targets_met": met,
     }
 
 
@@ -296,17 +376,19 @@ def plot(payload: dict[str, Any], ctx: common.BenchContext) -> None:
     short = [
         n.replace("sidetask ", "sidetask\n").replace("infinity ", "infinity-emb\n") for n in names
     ]
-    rates = [payload["targets"][n]["requests_per_s"] for n in names]
+    rates = [payload["targets"][n]["texts_per_s"] for n in names]
     med, err = common.median_and_error(rates)
-    ax_r.bar(range(len(names)), med, yerr=err, capsize=4, color=["C7", "C0", "C2"])
-    ax_r.set_xticks(range(len(names)), short, fontsize=8)
-    ax_r.set_ylabel("requests / s (1 text each)")
+    colors = ["C7" if n.startswith("infinity") else "C2" if "heads" in n else "C0" for n in names]
+    ax_r.bar(range(len(names)), med, yerr=err, capsize=4, color=colors)
+    ax_r.set_xticks(range(len(names)), short, fontsize=7, rotation=30)
+    per = payload["load"].get("texts_per_request", 1)
+    ax_r.set_ylabel(f"texts / s ({per} per request, wall clock)")
     p50 = [payload["targets"][n]["latency_ms"]["p50"] for n in names]
     p99 = [payload["targets"][n]["latency_ms"]["p99"] for n in names]
     x = range(len(names))
     ax_l.bar([i - 0.2 for i in x], p50, 0.4, label="p50")
     ax_l.bar([i + 0.2 for i in x], p99, 0.4, label="p99")
-    ax_l.set_xticks(list(x), short, fontsize=8)
+    ax_l.set_xticks(list(x), short, fontsize=7, rotation=30)
     ax_l.set_ylabel("latency (ms)")
     ax_l.legend(fontsize=8)
     load = payload["load"]
@@ -319,7 +401,7 @@ def plot(payload: dict[str, Any], ctx: common.BenchContext) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_with_env(build_parser(), argv, command_prefix("bench", "peer"))
-    ctx = common.setup(args)
+    ctx = dataclasses.replace(common.setup(args), clock="wall")  # HTTP load: wall time
     payload = measure(ctx, args)
     path = common.write_result(NAME, ctx, payload)
     plot(payload, ctx)

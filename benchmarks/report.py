@@ -146,20 +146,25 @@ def scaling(d: dict[str, Any]) -> str:
 
 
 def peer(d: dict[str, Any]) -> str:
-    header = ["target", "req/s", "p50 ms", "p99 ms", "errors", "ratio to infinity-emb"]
+    """Texts/s per target (older files: requests/s of one text), ratios per round."""
+    texts = all("texts_per_s" in t for t in d["targets"].values())
+    best = d.get("ratios_to_peer_best", {})
+    header = ["target", "texts/s" if texts else "req/s", "p50 ms", "p99 ms", "errors"]
+    header += ["ratio to infinity-emb"] + (["ratio to infinity's best"] if best else [])
     rows = []
     for name, t in d["targets"].items():
         ratio = d["ratios_to_peer"].get(name)
-        rows.append(
-            [
-                name,
-                _mmm(t["requests_per_s"]),
-                f"{t['latency_ms']['p50']:.0f}",
-                f"{t['latency_ms']['p99']:.0f}",
-                str(t["errors"]),
-                _mmm(ratio, "{:.2f}") if ratio else "1",
-            ]
-        )
+        row = [
+            name,
+            _mmm(t["texts_per_s" if texts else "requests_per_s"]),
+            f"{t['latency_ms']['p50']:.0f}",
+            f"{t['latency_ms']['p99']:.0f}",
+            str(t["errors"]),
+            _mmm(ratio, "{:.2f}") if ratio else "-" if name.startswith("sidetask") else "1",
+        ]
+        if best:
+            row.append(_mmm(best[name], "{:.2f}") if name in best else "-")
+        rows.append(row)
     table = _table(header, rows)
     breakdown = d.get("sidetask_server_breakdown")
     if breakdown:

@@ -13,8 +13,13 @@ bench memory --shape roberta-large --tasks 1,3,8 --batches 1,2,4 --lengths 128,2
 bench early_exit --shapes 1x128,8x128 --threads 1 --repeats 5
 bench scaling --backbones minilm,roberta-base,roberta-large,bart-large --shapes 1x128 \
   --threads 1 --repeats 11
-# infinity-emb lives in its own venv (docs/benchmarks.md, "Peer"); skipped when absent
+bench limit --repeats 7 --size 2048
+# infinity-emb lives in its own venv (docs/benchmarks.md, "Peer"); skipped when absent.
+# Issue 20's load: 16 different sentences per request, 4 clients; float32 and bf16 servers
+# side by side, plus infinity's ONNX engine when an exported folder exists.
 if [ -x /tmp/infvenv/bin/infinity_emb ]; then
-  bench peer --infinity /tmp/infvenv/bin/infinity_emb --concurrency 16 --seconds 10 \
-    --threads 1 --repeats 5
+  onnx=()
+  [ -f /tmp/minilm-onnx/onnx/model.onnx ] && onnx=(--infinity-onnx /tmp/minilm-onnx)
+  bench peer --infinity /tmp/infvenv/bin/infinity_emb "${onnx[@]}" --texts-per-request 16 \
+    --concurrency 4 --seconds 10 --threads 1 --repeats 5
 fi

@@ -3,11 +3,16 @@
 Offline: ``Engine.run_batch`` in this process at batch sizes 1/8/32/64 (best texts/s kept),
 measured before and after the server phase (rounds pooled).
 Served: a real ``sidetask serve`` subprocess on loopback with the same threads, loaded by
-closed-loop clients in a separate process (``hey`` when installed, else httpx from this
-process) at concurrency 1/8/32/128. Task sets:
-{embedding}, {sentiment, cola, ner}, {all}. Every point is the median of ``--repeats`` runs.
+closed-loop clients (httpx from this process, or ``hey`` processes, one body each) at
+concurrency 1/8/32/128. Every request carries different texts (``--texts-per-request``
+sentences of 12-31 words from SST-2 dev); throughput credits each answered request with the
+share of its lifetime inside the steady window (benchmarks/loadgen.py), so it does not move
+in whole-batch steps. Task sets: {embedding}, {sentiment, cola, ner}, {all}. Every point is
+the median of ``--repeats`` runs. Clocks: wall time for both sides (HTTP load; the offline
+engine's process CPU time is recorded beside its wall time).
 
-    python -m benchmarks.serve                       # packaged MiniLM, 5 repeats x 4 s
+    python -m benchmarks.serve                       # packaged MiniLM, 5 repeats x 6 s
+    sidetask bench serve --texts-per-request 16 --concurrency 4   # the issue's peer load
     sidetask bench serve --seconds 2 --concurrency 1,8,32,128
 
 Reports texts/s, p50/p99 latency, server/offline ratio at saturation (target >= 0.85) and
@@ -19,19 +24,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import csv
-import io
-import json
-import shutil
+import dataclasses
 import statistics
-import subprocess
 import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from benchmarks import common, workload
+from benchmarks import common, loadgen, workload
 from benchmarks.live_server import Outcome, ServerProcess, closed_loop, server_env, summarise
 from server.env_flags import command_prefix, parse_with_env
 
@@ -74,12 +75,18 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "cannot complete before the first batch has run.",
     )
     p.add_argument("--heads-dir", type=Path, default=None, help="Default: shipped or random.")
+    p.add_argument("--texts-per-request", type=int, default=1, help="Texts in each request.")
+    p.add_argument(
+        "--texts", type=Path, default=loadgen.SST2_DEV, help="TSV of sentences (first column)."
+    )
     p.add_argument(
         "--client",
         choices=["hey", "httpx"],
-        default="hey" if shutil.which("hey") else "httpx",
-        help="Load generator (default hey when installed: apt-get install hey).",
+        default="httpx",
+        help="Load generator: httpx (this process, a new body every request) or hey "
+        "(apt-get install hey; several processes, one body each: --hey-bodies).",
     )
+    p.add_argument("--hey-bodies", type=int, default=8, help="Distinct bodies (hey processes).")
     return parse_with_env(p, argv, command_prefix("bench", "serve"))
 
 
@@ -103,30 +110,53 @@ def prepare_heads(backbone: Any, args: argparse.Namespace, folder: Path) -> Path
     return folder
 
 
-def offline(engine: Any, ctx: common.BenchContext, batches: Sequence[int]) -> dict[str, Any]:
-    """texts/s of Engine.run_batch per task set and batch size; the best batch is kept.
+def offline(
+    engine: Any,
+    ctx: common.BenchContext,
+    batches: Sequence[int],
+    pool: Sequence[str] = (),
+    per_request: int = 1,
+) -> dict[str, Any]:
+    """texts/s of Engine.run_batch per task set and batch size (requests per call, each with
+    ``per_request`` texts from ``pool``); the best batch is kept. Wall clock, with process
+    CPU time recorded beside it.
 
     Rounds are interleaved (every task set and batch size once per round, order reversed
     every other round) so a noisy shared machine slows all variants alike.
     """
     from server.engine import AnalyzeRequest
 
+    pool = pool or texts(64)
     variants = [(name, b) for name in TASK_SETS for b in batches]
     requests = {
-        (name, b): [AnalyzeRequest([t], TASK_SETS[name]) for t in texts(b)] for name, b in variants
+        (name, b): [
+            AnalyzeRequest(loadgen.request_texts(pool, i, per_request), TASK_SETS[name])
+            for i in range(b)
+        ]
+        for name, b in variants
     }
     rates: dict[tuple[str, int], list[float]] = {v: [] for v in variants}
+    cpu_rates: dict[tuple[str, int], list[float]] = {v: [] for v in variants}
     for r in range(ctx.warmup + ctx.repeats):
         for v in variants if r % 2 == 0 else variants[::-1]:
-            start = time.perf_counter()
+            start, cpu_start = time.perf_counter(), time.process_time()
             engine.run_batch(requests[v])
             if r >= ctx.warmup:
-                rates[v].append(v[1] / (time.perf_counter() - start))
+                n = v[1] * per_request
+                rates[v].append(n / (time.perf_counter() - start))
+                cpu_rates[v].append(n / max(time.process_time() - cpu_start, 1e-9))
     out: dict[str, Any] = {}
     for name in TASK_SETS:
         per_batch = {str(b): common.summary(rates[(name, b)]) for b in batches}
         best = max(per_batch, key=lambda k: per_batch[k]["median"])
-        out[name] = {"by_batch": per_batch, "best_batch": int(best), "best": per_batch[best]}
+        out[name] = {
+            "by_batch": per_batch,
+            "best_batch": int(best),
+            "best": per_batch[best],
+            "cpu_texts_per_s_by_batch": {
+                str(b): common.summary(cpu_rates[(name, b)]) for b in batches
+            },
+        }
     return out
 
 
@@ -140,54 +170,32 @@ def merge_offline(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
         }
         best = max(per_batch, key=lambda k: per_batch[k]["median"])
         out[name] = {"by_batch": per_batch, "best_batch": int(best), "best": per_batch[best]}
+        cpu_a, cpu_b = (x[name].get("cpu_texts_per_s_by_batch", {}) for x in (a, b))
+        if cpu_a and cpu_b:
+            out[name]["cpu_texts_per_s_by_batch"] = {
+                k: common.summary(v["values"] + cpu_b[k]["values"]) for k, v in cpu_a.items()
+            }
     return out
 
 
-def hey_load(base: str, body: dict[str, Any], concurrency: int, seconds: float) -> list[Outcome]:
-    """Closed-loop load from ``hey`` (Go): far cheaper per request than a Python client,
-    which matters when the client shares a small machine with the server."""
-    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
-        json.dump(body, f)
-    try:
-        run = subprocess.run(
-            [
-                "hey",
-                "-z",
-                f"{seconds}s",
-                "-c",
-                str(concurrency),
-                "-m",
-                "POST",
-                "-T",
-                "application/json",
-                "-D",
-                f.name,
-                "-o",
-                "csv",
-                base + "/analyze",
-            ],
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=seconds + 120,
-        )
-    finally:
-        Path(f.name).unlink()
-    rows = list(csv.DictReader(io.StringIO(run.stdout)))
-    return [
-        Outcome(float(r["offset"]), int(r["status-code"]), float(r["response-time"])) for r in rows
-    ]
-
-
 def load(
-    client: str, base: str, tasks: list[str], pool: Sequence[str], concurrency: int, seconds: float
+    client: str,
+    base: str,
+    tasks: list[str],
+    pool: Sequence[str],
+    concurrency: int,
+    seconds: float,
+    per_request: int = 1,
+    hey_bodies: int = 8,
 ) -> list[Outcome]:
-    if client == "hey":
-        return hey_load(base, {"texts": [pool[0]], "tasks": tasks}, concurrency, seconds)
+    """Closed-loop load; every request (httpx) or every hey process gets different texts."""
 
     def body(i: int) -> dict[str, Any]:
-        return {"texts": [pool[i % len(pool)]], "tasks": tasks}
+        return {"texts": loadgen.request_texts(pool, i, per_request), "tasks": tasks}
 
+    if client == "hey":
+        bodies = [body(i) for i in range(hey_bodies)]
+        return loadgen.hey_load(base + "/analyze", bodies, concurrency, seconds)
     return asyncio.run(closed_loop(base, body, concurrency, seconds))
 
 
@@ -198,18 +206,31 @@ def served(
     seconds: float,
     client: str,
     ramp_up: float = 0.0,
+    pool: Sequence[str] = (),
+    per_request: int = 1,
+    hey_bodies: int = 8,
 ) -> dict[str, Any]:
     """Closed-loop load per task set and concurrency; medians over interleaved rounds."""
-    pool = texts(64)
+    pool = pool or texts(64)
+    ramp = steady_ramp_up(ramp_up, seconds)
+
+    def run(tasks: list[str], c: int, secs: float) -> list[Outcome]:
+        return load(client, base, tasks, pool, c, secs, per_request, hey_bodies)
+
     for tasks in TASK_SETS.values():  # warm-up: plans built, caches hot
-        load(client, base, tasks, pool, max(concurrency), min(seconds, 1.0))
+        run(tasks, max(concurrency), min(seconds, 1.0))
     variants = [(name, c) for c in concurrency for name in TASK_SETS]
     runs: dict[tuple[str, int], list[dict[str, Any]]] = {v: [] for v in variants}
     for r in range(ctx.repeats):
         for name, c in variants if r % 2 == 0 else variants[::-1]:
-            outcomes = load(client, base, TASK_SETS[name], pool, c, seconds)
+            outcomes = run(TASK_SETS[name], c, seconds)
             summary = summarise(outcomes, seconds)
-            summary["in_window_rps"] = in_window_rate(outcomes, seconds, ramp_up)
+            summary["in_window_rps"] = loadgen.credited_texts_per_s(
+                outcomes, per_request, seconds, ramp
+            )
+            summary["completed_tps"] = loadgen.completed_texts_per_s(
+                outcomes, per_request, seconds, ramp
+            )
             runs[(name, c)].append(summary)
     out: dict[str, Any] = {name: {} for name in TASK_SETS}
     for (name, c), rs in runs.items():
@@ -217,6 +238,7 @@ def served(
         p99 = [x["accepted_latency"]["p99_s"] for x in rs if x["accepted_latency"]["n"]]
         out[name][str(c)] = {
             "texts_per_s": common.summary([x["in_window_rps"] for x in rs]),
+            "completed_texts_per_s": common.summary([x["completed_tps"] for x in rs]),
             "p50_s": statistics.median(p50 or [0.0]),
             "p99_s": statistics.median(p99 or [0.0]),
             "non_200": sum(n for x in rs for s, n in x["status_counts"].items() if s != "200"),
@@ -300,7 +322,10 @@ def plot(payload: dict[str, Any], ctx: common.BenchContext) -> Path:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    ctx = common.setup(args)
+    # both sides are timed on the wall clock (HTTP load): say so in the result file
+    ctx = dataclasses.replace(common.setup(args), clock="wall")
+    pool = loadgen.sentence_pool(args.texts)
+    per_request = args.texts_per_request
     from server.loading import build_engine
     from server.settings import Settings
 
@@ -317,7 +342,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         del backbone
         engine = build_engine(settings)
-        before = offline(engine, ctx, args.offline_batches)
+        before = offline(engine, ctx, args.offline_batches, pool, per_request)
         extra = {
             "queue_size": 4096,
             "max_batch_size": 64,
@@ -330,17 +355,34 @@ def main(argv: Sequence[str] | None = None) -> int:
         with ServerProcess(env=env, log=Path(tmp) / "server.log") as srv:
             ready_s = srv.wait_ready()
             srv_points = served(
-                srv.base, ctx, args.concurrency, args.seconds, args.client, args.ramp_up
+                srv.base,
+                ctx,
+                args.concurrency,
+                args.seconds,
+                args.client,
+                args.ramp_up,
+                pool,
+                per_request,
+                args.hey_bodies,
             )
             exit_code = srv.stop()
         # offline again after the server phase: the median of both brackets the load phase,
         # so slow drift of a shared machine does not favour either side
-        off = merge_offline(before, offline(engine, ctx, args.offline_batches))
+        off = merge_offline(before, offline(engine, ctx, args.offline_batches, pool, per_request))
     payload = {
         "question": "Q6: server throughput vs the offline engine; cost of heads when served",
         "backbone": args.backbone or "sentence-transformers/all-MiniLM-L6-v2",
-        "texts": "1 text per request, 2 sentences (~30-40 words)",
+        "texts": f"{per_request} text(s) per request, different in every request: "
+        f"{len(pool)} sentences of 12-31 words from {args.texts.name}",
+        "texts_per_request": per_request,
+        "counting": "texts_per_s: each answered request credited with the share of its "
+        "lifetime inside the steady window; completed_texts_per_s: answered inside it",
+        "clocks": {
+            "server": "wall (HTTP load)",
+            "offline": "wall; cpu_texts_per_s_by_batch: process CPU time",
+        },
         "client": args.client,
+        "hey_bodies": args.hey_bodies if args.client == "hey" else None,
         "head_dtype": common.server_head_dtype(ctx),
         "seconds_per_point": args.seconds,
         "ramp_up_seconds": steady_ramp_up(args.ramp_up, args.seconds),

@@ -12,24 +12,64 @@ from benchmarks import overhead, peer, report
 
 
 def _rounds(rates: list[float]) -> list[dict[str, object]]:
-    return [{"requests_per_s": r, "errors": 0, "latencies": [0.01, 0.02, 0.03]} for r in rates]
+    return [
+        {"texts_per_s": r, "requests_per_s": r, "errors": 0, "latencies": [0.01, 0.02, 0.03]}
+        for r in rates
+    ]
 
 
 def test_peer_ratios_are_per_round_and_targets_follow_them() -> None:
     rounds = {
         "infinity embedding": _rounds([100.0, 50.0]),
-        "sidetask embedding": _rounds([110.0, 55.0]),  # 1.1x the peer in both rounds
-        "sidetask embedding + 3 heads": _rounds([80.0, 40.0]),  # 0.8x
+        "sidetask embedding": _rounds([140.0, 70.0]),  # 1.4x the peer in both rounds
+        "sidetask embedding + 3 heads": _rounds([110.0, 55.0]),  # 1.1x
+        "infinity embedding (bfloat16)": _rounds([200.0, 40.0]),
+        "sidetask embedding (bfloat16)": _rounds([300.0, 60.0]),  # 1.5x
+        "sidetask embedding + 3 heads (bfloat16)": _rounds([260.0, 52.0]),  # 1.3x
     }
     args = peer.build_parser().parse_args(["--concurrency", "4", "--seconds", "1"])
-    out = peer._summarise(rounds, ["a", "b", "c"], args, "model", 10)
-    assert out["ratios_to_peer"]["sidetask embedding"]["median"] == pytest.approx(1.1)
-    assert out["ratios_to_peer"]["sidetask embedding + 3 heads"]["max"] == pytest.approx(0.8)
+    out = peer._summarise(rounds, ["a", "b", "c"], args, "model", 10, ["float32", "bfloat16"])
+    assert out["ratios_to_peer"]["sidetask embedding"]["median"] == pytest.approx(1.4)
+    assert out["ratios_to_peer"]["sidetask embedding + 3 heads"]["max"] == pytest.approx(1.1)
+    assert out["ratios_to_peer"]["sidetask embedding (bfloat16)"]["min"] == pytest.approx(1.5)
+    # infinity's best per round: 200 (bf16) in round 1, 50 (fp32) in round 2
+    best = out["ratios_to_peer_best"]["sidetask embedding"]
+    assert best["values"] == pytest.approx([140 / 200, 70 / 50])
     assert out["targets_met"] == {
-        "sidetask embedding >= peer": True,
-        "embedding + 3 heads >= 85% of peer": False,
+        "sidetask embedding >= 1.3x infinity embedding": True,
+        "sidetask embedding + 3 heads >= 1.15x infinity embedding": False,
+        "sidetask embedding (bfloat16) >= 1.4x infinity embedding (bfloat16)": True,
+        "sidetask embedding + 3 heads (bfloat16) >= 1.2x infinity embedding (bfloat16)": True,
     }
     assert out["targets"]["infinity embedding"]["latency_ms"]["p50"] == pytest.approx(20.0)
+    assert out["load"]["texts_per_request"] == 1
+
+
+def test_peer_runs_both_servers_at_each_precision_and_infinity_onnx(tmp_path: Path) -> None:
+    argv = ["--infinity", "/bin/inf", "--precisions", "float32,bfloat16"]
+    args = peer.build_parser().parse_args([*argv, "--infinity-onnx", str(tmp_path)])
+    ctx = peer.common.setup(args)
+    servers = peer.commands(ctx, args, "/model", tmp_path / "heads", ["float32", "bfloat16"])
+    assert set(servers) == {
+        "infinity float32",
+        "sidetask float32",
+        "infinity bfloat16",
+        "sidetask bfloat16",
+        "infinity onnx",
+    }
+    assert "--dtype" not in servers["infinity float32"][0]  # both defaults
+    assert "--dtype" not in servers["sidetask float32"][0]
+    for name in ("infinity bfloat16", "sidetask bfloat16"):
+        cmd = servers[name][0]
+        assert cmd[cmd.index("--dtype") + 1] == "bfloat16"
+    onnx = servers["infinity onnx"][0]
+    assert onnx[onnx.index("--engine") + 1] == "optimum"
+    assert onnx[onnx.index("--model-id") + 1] == str(tmp_path)
+    assert len({port for _, port, _ in servers.values()}) == 5
+    targets = peer._targets("m", ["h"], {k: v[1] for k, v in servers.items()}, ["float32"])
+    _, body = targets["sidetask embedding + 3 heads"]
+    assert body(["x", "y"]) == {"texts": ["x", "y"], "tasks": ["embedding", "h"]}
+    assert "infinity embedding (onnx)" in targets
 
 
 def test_peer_texts_are_the_sentences_of_a_tsv(tmp_path: Path) -> None:
@@ -50,9 +90,7 @@ def test_peer_end_to_end(tmp_path: Path) -> None:  # pragma: no cover - needs in
     assert peer.main(argv) == 0
     result = json.loads((tmp_path / "peer_cpu.json").read_text())
     assert set(result["targets"]) == {
-        "infinity embedding",
-        "sidetask embedding",
-        "sidetask embedding + 3 heads",
+        peer.label(name, p) for p in ("float32", "bfloat16") for name in (peer.PEER, *peer.SIDE)
     }
 
 
@@ -65,6 +103,23 @@ def test_report_renders_every_result_with_its_command(
     assert "### overhead (cpu)" in text
     assert "| 1x8 |" in text
     assert "(1 thread(s))" in text  # machine and pinned threads are stated
+
+
+def test_report_renders_old_and_new_peer_files() -> None:
+    from benchmarks.common import RESULTS_DIR
+
+    old = json.loads((RESULTS_DIR / "peer_cpu_heads-float32.json").read_text())  # before #20
+    assert "| req/s |" in report.peer(old)
+    rounds = {
+        "infinity embedding": _rounds([100.0]),
+        "sidetask embedding": _rounds([140.0]),
+        "sidetask embedding + 3 heads": _rounds([110.0]),
+    }
+    args = peer.build_parser().parse_args([])
+    new = peer._summarise(rounds, ["a"], args, "model", 10, ["float32"])
+    text = report.peer(new)
+    assert "| texts/s |" in text and "ratio to infinity's best" in text
+    assert "| sidetask embedding | 140.0 [140.0, 140.0] |" in text
 
 
 def test_server_breakdown_reads_stage_times_from_prometheus_text(
