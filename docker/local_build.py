@@ -34,7 +34,7 @@ BASE_PACKAGES = ("python3", "python3-venv", "ca-certificates")
 SUITE = "bookworm"
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
 CPU_IMAGE = "sidetask:cpu"
-BUILD_STAGE = "sidetask-build:cpu"  # the CPU image's build stage, kept as its layer cache
+DEPS_STAGE = "sidetask-deps:cpu"  # the CPU image's venv stage, kept as its layer cache
 LABEL = "org.sidetask.local-build=true"  # on every image built here, for prune_old()
 # compose's nginx and Prometheus, from Debian's packages on BASE_IMAGE
 COMPOSE_IMAGES = {
@@ -252,13 +252,13 @@ def build(
 def build_cpu_image(tag: str = CPU_IMAGE) -> float:
     """Base and ``tag`` from docker/Dockerfile; seconds the image build took.
 
-    The build stage is tagged too: its layers are the cache (torch, the dependencies) that
-    a rebuild after a code change reuses, and the tag keeps them through prune_old().
+    The deps stage is tagged too: its layers are the cache (torch, the dependencies) that a
+    rebuild after a code change reuses, and the tag keeps them through prune_old().
     """
     ensure_base()
     dockerfile = DOCKER_DIR / "Dockerfile"
     args = {"PYTHON_IMAGE": BASE_IMAGE, **stage_extras(dockerfile)}
-    seconds = build(dockerfile, BUILD_STAGE, args, target="build")
+    seconds = build(dockerfile, DEPS_STAGE, args, target="deps")
     seconds += build(dockerfile, tag, args)
     prune_old()
     return seconds

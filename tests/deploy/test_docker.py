@@ -63,7 +63,9 @@ def test_image_runs_sidetask_serve_unprivileged_with_a_health_check(dockerfile: 
     env = " ".join(a for k, a in runtime if k == "ENV")
     assert "SIDETASK_HOST=0.0.0.0" in env
     assert any(k == "VOLUME" and "/models" in a for k, a in runtime)
-    assert any(k == "COPY" and a.startswith("--from=build /opt/venv") for k, a in runtime)
+    copies = [a for k, a in runtime if k == "COPY"]
+    assert copies == ["--from=deps /opt/venv /opt/venv", "--from=build /opt/sidetask /opt/sidetask"]
+    assert "PYTHONPATH=/opt/sidetask" in env and "PATH=/opt/sidetask/bin:/opt/venv/bin" in env
 
 
 @pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.name)
@@ -78,7 +80,8 @@ def test_torch_and_every_dependency_are_pinned(dockerfile: Path) -> None:
     assert '"pip==${PIP_VERSION}"' in runs[0], "a known pip, not the base image's"
     assert '"torch==${TORCH_VERSION}"' in runs[1], "torch goes first, pinned"
     assert "--requirement constraints.txt" in runs[2], "dependencies in their own layer"
-    assert any("--constraint constraints.txt ." in r for r in runs[3:])
+    # the project alone (its code changes most), then pip verifies every requirement is met
+    assert "--no-deps --target /opt/sidetask ." in runs[3] and "pip check" in runs[3]
 
 
 def test_torch_pin_is_the_tested_torch() -> None:
@@ -166,30 +169,33 @@ def test_a_closed_network_build_overrides_base_and_pip_only_in_the_build_stage(
 ) -> None:
     """`make image` builds from a local base with this machine's CA bundle and torch wheel;
     none of that may reach the runtime image, and a plain build changes nothing."""
-    preamble, build, runtime = _stages(dockerfile)
+    preamble, deps, build, runtime = _stages(dockerfile)
     base_arg = preamble[0][1].split("=")[0]
-    assert build[0] == ("FROM", f"${{{base_arg}}} AS build")
+    assert deps[0] == ("FROM", f"${{{base_arg}}} AS deps")
+    assert build[0] == ("FROM", "deps AS build")
     assert runtime[0] == ("FROM", f"${{{base_arg}}} AS runtime")
-    declared = [a for k, a in build if k == "ARG"]
-    for pip_variable in ("PIP_CERT", "PIP_FIND_LINKS", "PIP_INDEX_URL"):
-        assert pip_variable in declared, "declared without a default: unset unless given"
-    assert ("COPY", "docker/build-extras/ /opt/build-extras/") in build
+    for stage in (deps, build):  # an ARG ends with its stage; both stages run pip
+        declared = [a for k, a in stage if k == "ARG"]
+        for pip_variable in ("PIP_CERT", "PIP_FIND_LINKS", "PIP_INDEX_URL"):
+            assert pip_variable in declared, "declared without a default: unset unless given"
+    assert ("COPY", "docker/build-extras/ /opt/build-extras/") in deps
     assert not any("build-extras" in a or "PIP_CERT" in a for _, a in runtime)
     kept = (ROOT / "docker" / "build-extras" / ".gitignore").read_text().split()
     assert kept == ["*", "!README.md", "!.gitignore"], "staged CA files and wheels stay out of git"
 
 
 def test_cuda_image_repeats_the_cpu_images_steps() -> None:
-    """Both build stages are one sequence from the pip overrides to the project install
-    (only torch's index differs), and both runtimes keep the same contract."""
-    _, cpu_build, cpu_runtime = _stages(DOCKERFILES[0])
-    _, cuda_build, cuda_runtime = _stages(DOCKERFILES[1])
+    """Both deps stages are one sequence from the pip overrides on (only torch's index
+    differs), the project stages are the same, and both runtimes keep the same contract."""
+    _, cpu_deps, cpu_build, cpu_runtime = _stages(DOCKERFILES[0])
+    _, cuda_deps, cuda_build, cuda_runtime = _stages(DOCKERFILES[1])
 
     def shared(steps: list[tuple[str, str]]) -> list[tuple[str, str]]:
         start = steps.index(("ARG", "PIP_CERT"))
         return [s for s in steps[start:] if not s[1].startswith("TORCH_INDEX=")]
 
-    assert shared(cpu_build) == shared(cuda_build)
+    assert shared(cpu_deps) == shared(cuda_deps)
+    assert cpu_build == cuda_build
     contract = {"USER", "WORKDIR", "EXPOSE", "VOLUME", "STOPSIGNAL", "ENTRYPOINT", "COPY"}
     assert [s for s in cpu_runtime if s[0] in contract] == [
         s for s in cuda_runtime if s[0] in contract
