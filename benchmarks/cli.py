@@ -31,6 +31,7 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
         "Q8: small requests beside a giant one, hang-ups, a lone request's overhead.",
     ),
     "step_size": ("benchmarks.step_size", "Q9: cost per window vs windows per micro-batch."),
+    "compile": ("benchmarks.compile", "torch.compile of the backbone vs eager (--compile)."),
     "limit": (
         "benchmarks.limit",
         "Matmul peak -> FLOP-bound texts/s of the backbone; achieved / limit.",

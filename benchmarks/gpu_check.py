@@ -216,6 +216,12 @@ def plan(args: argparse.Namespace) -> list[Step]:
             "3-head overhead by backbone size",
         ),
         Step(
+            "compile",
+            [*py, "benchmarks.compile", *cuda, *backbone, *heads, "--repeats", "5", *out],
+            60,
+            "torch.compile of the backbone vs eager: start-up, texts/s, same answers",
+        ),
+        Step(
             "limit",
             [*py, "benchmarks.limit", *cuda, *backbone, "--size", "8192", *out],
             20,

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Iterator
+import time
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -130,6 +131,7 @@ class Backbone:
             p.requires_grad_(False)
         self.tokenizer = tokenizer
         self.layers = _encoder_layers(model)
+        self.compiled = False  # compile_layers() sets it
         config: Any = model.config
         self.is_encoder_decoder = bool(getattr(config, "is_encoder_decoder", False))
         window = max_length or _window_length(source_dir, config, tokenizer)
@@ -196,6 +198,33 @@ class Backbone:
             source_dir=path if path.exists() else None,
             fingerprint=fingerprint,
         )
+
+    def compile_layers(self) -> None:
+        """torch.compile (Inductor) each layer's ``forward``, dynamic in batch and length.
+
+        Per layer, not the whole model: the taps are hooks around each layer's call
+        (``Module.__call__`` runs them eagerly around the compiled forward), so the
+        accumulator and early exit work unchanged. Dynamic shapes give one graph per layer
+        for every batch x length (plus a static one for the first shapes seen), so padded
+        lengths never cause a recompile per length; :meth:`compile_warmup` compiles them
+        before the first request.
+        """
+        for layer in self.layers:
+            layer.forward = torch.compile(layer.forward, dynamic=True)
+        self.compiled = True
+
+    def compile_warmup(self, lengths: Sequence[int] = (16, 48)) -> float:
+        """Run every layer at a few batch x length shapes so compilation happens now, not
+        on a user's request; returns the seconds it took."""
+        started = time.perf_counter()
+        special = self.tokenizer.cls_token_id or self.tokenizer.bos_token_id or 0
+        for batch, length in ((1, lengths[0]), *((2, n) for n in lengths)):
+            n = min(length, self.info.max_length)
+            ids = torch.full((batch, n), special, dtype=torch.long, device=self.device)
+            mask = torch.ones_like(ids)
+            mask[-1, n // 2 :] = 0  # padding, as in a real micro-batch
+            self.forward(ids, mask, main=not self.is_encoder_decoder)
+        return time.perf_counter() - started
 
     @contextmanager
     def taps(self, consumer: LayerConsumer, last_layer: int | None) -> Iterator[None]:

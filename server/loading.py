@@ -162,6 +162,9 @@ def build_engine(settings: Settings, observer: StageObserver | None = None) -> E
     if settings.threads:
         torch.set_num_threads(settings.threads)
     backbone = load_backbone(settings)
+    if settings.compile:
+        backbone.compile_layers()
+        log.info("backbone compiled and warmed up in %.1f s", backbone.compile_warmup())
     heads = load_heads(settings, backbone)
     kernel = check_kernel(settings, backbone, heads)
     config = engine_config(settings, kernel.path, backbone.device)

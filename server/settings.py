@@ -59,6 +59,11 @@ class Settings(BaseSettings):
         "a start-up check (else torch, with a warning), torch on CPU; triton fails start-up "
         "on a mismatch.",
     )
+    compile: bool = Field(
+        False,
+        description="torch.compile each backbone layer (Inductor, dynamic shapes: one graph "
+        "for every batch x length) and compile it at start-up, before /readyz says ready.",
+    )
     plan_cache_size: int = Field(
         64,
         gt=0,
