@@ -37,9 +37,13 @@ from typing import Any
 import httpx
 
 from benchmarks import common
-from benchmarks.live_server import ServerProcess, closed_loop, latency_summary
+from benchmarks.live_server import (
+    ServerProcess,
+    closed_loop,
+    latency_summary,
+    write_random_heads,
+)
 
-ALL_TASKS = ["sentiment", "cola", "ner", "embedding"]
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -64,7 +68,9 @@ def reviews(data_dir: Path) -> list[str]:
         return [row["text"] for row in csv.DictReader(f, delimiter="\t")]
 
 
-def giant_body(engine: Any, texts: Sequence[str], budget: int, max_chars: int) -> dict[str, Any]:
+def giant_body(
+    engine: Any, texts: Sequence[str], budget: int, max_chars: int, tasks: list[str]
+) -> dict[str, Any]:
     """Reviews joined into long texts (each under the server's character limit) until the
     next one would pass the token budget: the largest request the server accepts."""
     from server.engine import AnalyzeRequest
@@ -80,7 +86,7 @@ def giant_body(engine: Any, texts: Sequence[str], budget: int, max_chars: int) -
         if engine.prepare(AnalyzeRequest([*chosen, current])).tokens > budget:
             current = current[: -len(review)].strip()
             break
-    return {"texts": [t for t in [*chosen, current] if t], "tasks": ALL_TASKS}
+    return {"texts": [t for t in [*chosen, current] if t], "tasks": tasks}
 
 
 def model_alone(engine: Any) -> Callable[[str], object]:
@@ -100,20 +106,20 @@ def model_alone(engine: Any) -> Callable[[str], object]:
     return run
 
 
-def lone(engine: Any, base: str, texts: Sequence[str], args: argparse.Namespace) -> dict[str, Any]:
+def lone(
+    engine: Any, base: str, texts: Sequence[str], tasks: list[str], args: argparse.Namespace
+) -> dict[str, Any]:
     rng = random.Random(0)
     alone = model_alone(engine)
     client = httpx.Client(base_url=base, timeout=60)
     variants: dict[str, Callable[[str], object]] = {
         "model_alone_embedding": alone,
         "engine_embedding": lambda t: engine.analyze([t], ["embedding"]),
-        "engine_all": lambda t: engine.analyze([t], ALL_TASKS),
+        "engine_all": lambda t: engine.analyze([t], tasks),
         "served_embedding": lambda t: _ok(
             client.post("/analyze", json={"texts": [t], "tasks": ["embedding"]})
         ),
-        "served_all": lambda t: _ok(
-            client.post("/analyze", json={"texts": [t], "tasks": ALL_TASKS})
-        ),
+        "served_all": lambda t: _ok(client.post("/analyze", json={"texts": [t], "tasks": tasks})),
     }
     medians: dict[str, list[float]] = {name: [] for name in variants}
     names = list(variants)
@@ -188,11 +194,13 @@ def wait_running(base: str, before: float, limit: float = 120.0) -> None:
     raise RuntimeError("the giant request never started")
 
 
-def small_phase(base: str, texts: Sequence[str], seconds: float, seed: int) -> dict[str, Any]:
+def small_phase(
+    base: str, texts: Sequence[str], tasks: list[str], seconds: float, seed: int
+) -> dict[str, Any]:
     rng = random.Random(seed)
 
     def body(i: int) -> dict[str, Any]:
-        return {"texts": [rng.choice(texts)], "tasks": ALL_TASKS}
+        return {"texts": [rng.choice(texts)], "tasks": tasks}
 
     padding0 = histogram_mean(base, "sidetask_batch_padding_ratio")
     outcomes = asyncio.run(closed_loop(base, body, 4, seconds))
@@ -212,10 +220,10 @@ def giant_vs_idle(
 ) -> dict[str, Any]:
     rounds = []
     for r in range(max(1, args.repeats // 2)):
-        idle = small_phase(base, texts, args.seconds, seed=r)
+        idle = small_phase(base, texts, giant["tasks"], args.seconds, seed=r)
         client = GiantClient(base, giant)
         wait_running(base, histogram_mean(base, "sidetask_batch_windows")[1])
-        busy = small_phase(base, texts, args.seconds, seed=100 + r)
+        busy = small_phase(base, texts, giant["tasks"], args.seconds, seed=100 + r)
         client.hang_up()
         wait_idle(base)
         rounds.append({"idle": idle, "with_giant": busy})
@@ -246,7 +254,7 @@ def hangup(base: str, texts: Sequence[str], giant: dict[str, Any], repeats: int)
     freed, idle_latency = [], []
     with httpx.Client(base_url=base, timeout=300) as client:
         for r in range(repeats):
-            body = {"texts": [texts[r]], "tasks": ALL_TASKS}
+            body = {"texts": [texts[r]], "tasks": giant["tasks"]}
             t0 = time.perf_counter()
             _ok(client.post("/analyze", json=body))
             idle_latency.append(time.perf_counter() - t0)
@@ -294,26 +302,37 @@ def main(argv: Sequence[str] | None = None) -> int:
     from server.loading import build_engine
     from server.settings import Settings
 
-    settings = Settings(threads=args.threads, max_request_tokens=args.budget)  # type: ignore[call-arg]
-    engine = build_engine(settings)
-    texts = sentences(args.data_dir)
-    giant = giant_body(engine, reviews(args.data_dir), args.budget, settings.max_text_chars)
-    giant_tokens = engine.prepare(AnalyzeRequest(giant["texts"])).tokens
-    env = {
-        "SIDETASK_THREADS": str(args.threads),
-        "SIDETASK_MAX_REQUEST_TOKENS": str(args.budget),
-        "SIDETASK_LOG_LEVEL": "warning",
-        "SIDETASK_REQUEST_TIMEOUT_S": "600",
-    }
-    with tempfile.TemporaryDirectory() as tmp, ServerProcess(env, Path(tmp) / "server.log") as srv:
-        ready_s = srv.wait_ready()
-        payload: dict[str, Any] = {
-            "server_ready_s": ready_s,
-            "giant_request": {"texts": len(giant["texts"]), "tokens": giant_tokens},
-            "lone": lone(engine, srv.base, texts, args),
-            "giant": giant_vs_idle(srv.base, texts, giant, args),
-            "hangup": hangup(srv.base, texts, giant, max(3, args.repeats // 2)),
+    with tempfile.TemporaryDirectory() as tmp:
+        env = {
+            "SIDETASK_THREADS": str(args.threads),
+            "SIDETASK_MAX_REQUEST_TOKENS": str(args.budget),
+            "SIDETASK_LOG_LEVEL": "warning",
+            "SIDETASK_REQUEST_TIMEOUT_S": "600",
         }
+        values: dict[str, Any] = {"threads": args.threads, "max_request_tokens": args.budget}
+        if args.backbone:  # another backbone: random heads of the method's sizes
+            heads = write_random_heads(args.backbone, Path(tmp) / "heads")
+            values.update(backbone=args.backbone, heads_dir=[heads])
+            env.update(SIDETASK_BACKBONE=args.backbone, SIDETASK_HEADS_DIR=str(heads))
+        settings = Settings(**values)
+        engine = build_engine(settings)
+        tasks = engine.available_tasks  # every head and the main task
+        texts = sentences(args.data_dir)
+        giant = giant_body(
+            engine, reviews(args.data_dir), args.budget, settings.max_text_chars, tasks
+        )
+        giant_tokens = engine.prepare(AnalyzeRequest(giant["texts"])).tokens
+        with ServerProcess(env, Path(tmp) / "server.log") as srv:
+            ready_s = srv.wait_ready()
+            payload: dict[str, Any] = {
+                "server_ready_s": ready_s,
+                "tasks": tasks,
+                "giant_request": {"texts": len(giant["texts"]), "tokens": giant_tokens},
+                "lone": lone(engine, srv.base, texts, tasks, args),
+                "giant": giant_vs_idle(srv.base, texts, giant, args),
+                "hangup": hangup(srv.base, texts, giant, max(3, args.repeats // 2)),
+            }
+            payload["server_exit_code"] = srv.stop()
     path = common.write_result("scheduling", ctx, payload)
     print(f"wrote {path} and {plot(payload, ctx)}")
     lone_r = payload["lone"]["ratios"]

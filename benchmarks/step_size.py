@@ -12,12 +12,14 @@ reviews) and for sentence-length windows (SST-2 dev), all four tasks, rounds int
 from __future__ import annotations
 
 import argparse
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from benchmarks import common
-from benchmarks.scheduling import ALL_TASKS, reviews, sentences
+from benchmarks.live_server import write_random_heads
+from benchmarks.scheduling import reviews, sentences
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -29,10 +31,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def windows(engine: Any, texts: Sequence[str], length: int | None) -> list[Any]:
-    """Windows of ``texts`` (all four tasks); only full ones when ``length`` is given."""
+    """Windows of ``texts`` (every task); only full ones when ``length`` is given."""
     from server.engine import AnalyzeRequest
 
-    items = engine.prepare(AnalyzeRequest(list(texts), ALL_TASKS)).windows
+    items = engine.prepare(AnalyzeRequest(list(texts), engine.available_tasks)).windows
     if length is not None:
         return [it for it in items if it.length == length]
     return sorted(items, key=lambda it: it.length)
@@ -44,7 +46,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     from server.loading import build_engine
     from server.settings import Settings
 
-    engine = build_engine(Settings(threads=args.threads))  # type: ignore[call-arg]
+    values: dict[str, Any] = {"threads": args.threads}
+    with tempfile.TemporaryDirectory() as tmp:
+        if args.backbone:  # another backbone: random heads of the method's sizes
+            heads = write_random_heads(args.backbone, Path(tmp) / "heads")
+            values.update(backbone=args.backbone, heads_dir=[heads])
+        engine = build_engine(Settings(**values))
     full = engine.backbone.info.max_length
     rows = common.parse_ints(args.rows)
     pools = {

@@ -1,0 +1,85 @@
+"""Smoke runs of benchmarks/scheduling.py and benchmarks/step_size.py on the tiny RoBERTa.
+
+Checks what a reader of their JSON relies on (every phase measured, ratios from the numbers
+shown, the giant request within the budget, the server exited cleanly), never the speed.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from benchmarks import scheduling, step_size
+
+WORDS = [
+    "the",
+    "film",
+    "was",
+    "slow",
+    "but",
+    "the",
+    "last",
+    "hour",
+    "moved",
+    "me",
+    "and",
+    "Anna",
+    "loved",
+    "Paris",
+]
+
+
+def _data(root: Path) -> Path:
+    """Tiny SST-2 and IMDB dev files in the shared data's format."""
+    (root / "sst2").mkdir(parents=True)
+    (root / "imdb").mkdir()
+    sentences = [" ".join(WORDS[i % 5 : i % 5 + 4 + i % 7]) for i in range(40)]
+    (root / "sst2" / "dev.tsv").write_text(
+        "sentence\tlabel\n" + "".join(f"{s}\t1\n" for s in sentences)
+    )
+    reviews = [" ".join(WORDS * (3 + i % 4)) for i in range(30)]
+    (root / "imdb" / "dev.tsv").write_text("text\tlabel\n" + "".join(f"{r}\t0\n" for r in reviews))
+    return root
+
+
+@pytest.mark.slow
+def test_scheduling_benchmark_measures_every_phase(tiny_roberta_dir: Path, tmp_path: Path) -> None:
+    argv = ["--backbone", str(tiny_roberta_dir), "--out", str(tmp_path / "out")]
+    argv += ["--data-dir", str(_data(tmp_path / "data")), "--threads", "1"]
+    argv += ["--repeats", "2", "--warmup", "0", "--requests", "3", "--seconds", "0.5"]
+    argv += ["--budget", "3000"]
+    assert scheduling.main(argv) == 0
+    result = json.loads((tmp_path / "out" / "scheduling_cpu.json").read_text())
+    assert (tmp_path / "out" / "scheduling_cpu.png").stat().st_size > 0
+    assert result["server_exit_code"] == 0 and "embedding" in result["tasks"]
+    assert 0 < result["giant_request"]["tokens"] <= 3000
+    lone = result["lone"]
+    for name, stats in lone["ratios"].items():
+        num, den = name.split("/")
+        ratio = [a / b for a, b in zip(*_pairs(lone["p50_s"], num, den), strict=True)]
+        assert stats["values"] == pytest.approx(ratio)
+    for r in result["giant"]["rounds"]:
+        for phase in ("idle", "with_giant"):
+            assert r[phase]["failed"] == 0 and r[phase]["small"]["n"] > 0
+    assert result["hangup"]["seconds_until_free"]["n"] == 3
+
+
+def _pairs(p50: dict[str, dict[str, list[float]]], num: str, den: str) -> tuple[list[float], ...]:
+    names = {"model_alone": "model_alone_embedding"}
+    return p50[names.get(num, num)]["values"], p50[names.get(den, den)]["values"]
+
+
+@pytest.mark.slow
+def test_step_size_benchmark_measures_every_row_count(
+    tiny_roberta_dir: Path, tmp_path: Path
+) -> None:
+    argv = ["--backbone", str(tiny_roberta_dir), "--out", str(tmp_path / "out")]
+    argv += ["--data-dir", str(_data(tmp_path / "data")), "--threads", "1"]
+    argv += ["--repeats", "2", "--warmup", "0", "--rows", "1,2"]
+    assert step_size.main(argv) == 0
+    result = json.loads((tmp_path / "out" / "step_size_cpu.json").read_text())
+    for kind in ("long", "short"):
+        assert set(result["ms_per_window"][kind]) == {"1", "2"}
+        assert result["ms_per_window"][kind]["2"]["n"] == 2
