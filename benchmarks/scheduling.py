@@ -45,7 +45,6 @@ from benchmarks.live_server import (
 )
 
 
-
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="sidetask bench scheduling", description=__doc__)
     common.add_common_arguments(p, repeats=5)

@@ -13,33 +13,18 @@ import pytest
 
 from benchmarks import scheduling, step_size
 
-WORDS = [
-    "the",
-    "film",
-    "was",
-    "slow",
-    "but",
-    "the",
-    "last",
-    "hour",
-    "moved",
-    "me",
-    "and",
-    "Anna",
-    "loved",
-    "Paris",
-]
+TEXT = "the film was slow but the last hour moved me and Anna loved Paris"
 
 
 def _data(root: Path) -> Path:
     """Tiny SST-2 and IMDB dev files in the shared data's format."""
     (root / "sst2").mkdir(parents=True)
     (root / "imdb").mkdir()
-    sentences = [" ".join(WORDS[i % 5 : i % 5 + 4 + i % 7]) for i in range(40)]
+    sentences = [" ".join(TEXT.split()[i % 5 : i % 5 + 4 + i % 7]) for i in range(40)]
     (root / "sst2" / "dev.tsv").write_text(
         "sentence\tlabel\n" + "".join(f"{s}\t1\n" for s in sentences)
     )
-    reviews = [" ".join(WORDS * (3 + i % 4)) for i in range(30)]
+    reviews = [" ".join([TEXT] * (3 + i % 4)) for i in range(30)]
     (root / "imdb" / "dev.tsv").write_text("text\tlabel\n" + "".join(f"{r}\t0\n" for r in reviews))
     return root
 
