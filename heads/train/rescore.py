@@ -4,8 +4,9 @@
 prints the metric; for sequence heads also the ECE of the scores the head gives (with its
 manifest's temperature); for token heads the metric on the as-is, lower-cased and
 upper-cased views, with the engine's per-word argmax decoding and with the BIO-constrained
-Viterbi decoding (``heads.postprocess.token_entities``). The cached path computes what the engine computes
-(``tests/heads/train/test_loop.py``); ``sidetask eval --case all`` is the engine's own
+Viterbi decoding (``heads.postprocess.token_entities``). The cached path computes what the
+engine computes (``tests/heads/train/test_loop.py``); ``sidetask eval --case all`` is the
+engine's own
 number for argmax decoding.
 """
 
