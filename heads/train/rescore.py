@@ -6,8 +6,7 @@ manifest's temperature); for token heads the metric on the as-is, lower-cased an
 upper-cased views, with the engine's per-word argmax decoding and with the BIO-constrained
 Viterbi decoding (``heads.postprocess.token_entities``). The cached path computes what the
 engine computes (``tests/heads/train/test_loop.py``); ``sidetask eval --case all`` is the
-engine's own
-number for argmax decoding.
+engine's own number for argmax decoding.
 """
 
 from __future__ import annotations
