@@ -131,10 +131,11 @@ def load_heads(settings: Settings, backbone: Backbone) -> HeadSet:
     return heads
 
 
-# Padded tokens per micro-batch when the setting is empty. On CPU the cost per window is flat
-# from about 8 rows of short windows (or 1 row of 256 tokens) on: benchmarks/results/
-# step_size_cpu.json (benchmarks/step_size.py); bigger passes only lengthen small requests' wait.
-BATCH_TOKENS = {"cuda": 16384, "cpu": 1024}
+# Padded tokens per micro-batch when the setting is empty. On CPU the cost per window is within
+# ~10 % of its best from 2 windows of 256 tokens or 8-16 sentence windows per pass, and gets
+# worse beyond ~1000 tokens (benchmarks/results/step_size_cpu.json, benchmarks/step_size.py);
+# bigger passes would only lengthen the wait of a small request beside a long one.
+BATCH_TOKENS = {"cuda": 16384, "cpu": 512}
 
 
 def batch_tokens(settings: Settings, device: torch.device | None = None) -> int:

@@ -83,7 +83,7 @@ class Settings(BaseSettings):
         None,
         gt=0,
         description="Padded tokens per backbone pass (micro-batch); empty = 16384 on CUDA, "
-        "1024 on CPU (a CPU runs no faster per token in bigger passes, and a short pass keeps "
+        "512 on CPU (a CPU runs no faster per token in bigger passes, and a short pass keeps "
         "the wait of a small request beside a long one short).",
     )
     max_batch_size: int = Field(
