@@ -37,7 +37,13 @@ def add_train_parser(sub: Any) -> None:
         help="sequence: one label per text; token: a tag per word (NER)",
     )
     p.add_argument("--train", required=True, nargs="+", help="training file(s)")
-    p.add_argument("--dev", required=True, nargs="+", help="dev file(s); the metric is averaged")
+    p.add_argument(
+        "--dev",
+        required=True,
+        nargs="+",
+        help="dev file(s), scored once after training and recorded (with --val-fraction 0 they "
+        "also select, averaged)",
+    )
     p.add_argument("--out", required=True, help="folder for the head, log, plots, checkpoint")
     p.add_argument("--format", choices=FORMATS, help="data format (auto: from the file name)")
     p.add_argument("--labels", help="comma-separated label names (index order)")
