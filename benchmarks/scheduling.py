@@ -94,13 +94,16 @@ def model_alone(engine: Any) -> Callable[[str], object]:
     model, tok = engine.backbone.model, engine.backbone.tokenizer
     limit = engine.backbone.info.max_length
 
+    device = engine.backbone.device
+
     def run(text: str) -> object:
-        x = tok([text], return_tensors="pt", truncation=True, max_length=limit)
+        x = tok([text], return_tensors="pt", truncation=True, max_length=limit).to(device)
         with torch.inference_mode():
             hidden = model(**x).last_hidden_state
             mask = x["attention_mask"].unsqueeze(-1).to(hidden.dtype)
             pooled = (hidden * mask).sum(1) / mask.sum(1)
-            return torch.nn.functional.normalize(pooled, dim=-1)
+            # .tolist(): the engine hands back Python floats too (and it waits for a GPU)
+            return torch.nn.functional.normalize(pooled, dim=-1).float().cpu().tolist()
 
     return run
 
