@@ -14,7 +14,7 @@ import torch
 
 from heads.casing import token_case_ids, window_case_ids
 from heads.modules import SequenceClassificationHead
-from heads.postprocess import classification_answer, decode_entities, words_from_tokens
+from heads.postprocess import classification_answer, token_entities
 from heads.registry import HeadSet
 from heads.task_head import TaskHead
 from server.prepared import AnalyzeResult, PreparedRequest, TextState, WindowItem
@@ -148,12 +148,10 @@ def _answer(
             continue
         head = heads.heads[name]
         table = st.token_probs.get(name, torch.zeros(0, len(head.labels)))
-        best = table.argmax(dim=-1).tolist() if len(table) else []
-        scores = table.max(dim=-1).values.tolist() if len(table) else []
-        tags = [head.labels[i] for i in best]
         enc = st.encoding
-        words = words_from_tokens(st.text, enc.offsets, enc.word_ids, tags, scores)
-        answer[name] = decode_entities(st.text, words)
+        # BIO-consistent tags (Viterbi over the words' probabilities): +2.8 to +5.4 entity F1
+        # over each word's argmax on every case view (docs/quality.md)
+        answer[name] = token_entities(st.text, enc.offsets, enc.word_ids, table, head.labels)
     if st.main:
         answer[main_task] = st.main_output
     return answer

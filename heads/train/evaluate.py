@@ -121,12 +121,12 @@ def predict_cached(
     overlap: int,
     max_tokens: int = 16384,
     device: torch.device | str = "cpu",
-    constrained: bool = False,
+    constrained: bool = True,
 ) -> list[Any]:
     """Engine-equivalent predictions from cached states (label index or entity list per text).
 
-    ``constrained``: token heads decode with the BIO-constrained Viterbi search
-    (:func:`heads.postprocess.token_entities`) instead of each word's argmax.
+    ``constrained`` (as the engine does): token heads decode with the BIO-constrained
+    Viterbi search (:func:`heads.postprocess.token_entities`); False: each word's argmax.
     """
     if head.kind == "sequence":
         return sequence_logits(head, split, max_tokens, device).argmax(-1).tolist()
