@@ -42,14 +42,7 @@ TASK_SETS: dict[str, list[str]] = {
     "heads3": ["sentiment", "cola", "ner"],
     "all": ["sentiment", "cola", "ner", "embedding"],
 }
-SENTENCES = [
-    "Maria Schmidt flew from Berlin to Paris on Monday to meet the board of Acme Corp.",
-    "The film was slow at first, but the last hour was moving and beautifully shot.",
-    "Shares of Northwind fell sharply after the company cut its forecast for the year.",
-    "John and his sister spent the summer hiking in the mountains near Lake Geneva.",
-    "I would not recommend this hotel: the room was dirty and the staff were rude.",
-    "The committee will publish its report on climate policy in Brussels next week.",
-]
+SENTENCES = list(loadgen.FALLBACK)  # the fixed texts of the older, single-body runs
 
 
 def texts(n: int, sentences_per_text: int = 2) -> list[str]:
