@@ -121,12 +121,29 @@ def stop_engine(deadline_s: float = 60) -> bool:
         return False
     end = time.monotonic() + deadline_s
     while time.monotonic() < end:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
+        if _exited(pid):
             return True
         time.sleep(0.2)
     raise RuntimeError(f"dockerd (pid {pid}) still runs after {deadline_s} s")
+
+
+def _exited(pid: int) -> bool:
+    """True once ``pid`` has exited. When this process started it (ensure_engine), an exited
+    dockerd stays a zombie that ``kill(pid, 0)`` still finds until it is reaped here."""
+    try:
+        if os.waitpid(pid, os.WNOHANG)[0] == pid:
+            return True
+    except ChildProcessError:  # not our child: someone else reaps it
+        pass
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state == "Z"
 
 
 def image_exists(tag: str) -> bool:

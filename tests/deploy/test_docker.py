@@ -250,3 +250,22 @@ def test_debootstrap_uses_the_mirror_apt_uses(tmp_path: Path) -> None:
         "deb [arch=amd64] http://one.example/debian bookworm main\n"
     )
     assert local_build.debian_mirror(tmp_path) == "http://one.example/debian"
+
+
+def test_stopping_the_engine_we_started_sees_it_exit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A dockerd this process started stays a zombie after SIGTERM until it is reaped: the
+    stop must reap it instead of waiting out its deadline (a stand-in process here)."""
+    import subprocess
+    import sys
+
+    from docker_harness import load_local_build
+
+    local_build = load_local_build()
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    pidfile = tmp_path / "dockerd.pid"
+    pidfile.write_text(str(child.pid))
+    monkeypatch.setattr(local_build, "PIDFILE", pidfile)
+    assert local_build.stop_engine(deadline_s=10) is True
+    assert child.returncode is None or child.returncode != 0  # reaped by the stop itself
