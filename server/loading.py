@@ -47,10 +47,9 @@ def resolve_head_dtype(choice: str) -> torch.dtype | None:
     """The heads' compute dtype; None (``auto``) keeps float32 head layers and an
     accumulator in the backbone's dtype.
 
-    bfloat16 is opt-in, not automatic on AMX CPUs: it pays for large batches (3 heads +12 to
-    +17 % instead of +21 to +29 % at 8-32 x 128 tokens) but costs more than it saves for small
-    ones (served with ~8 short requests per batch, embedding + 3 heads ran at 0.77x the peer's
-    embedding rate with bf16 heads vs 0.86x with float32; docs/server.md#head-dtype).
+    bfloat16 is opt-in, not automatic on AMX CPUs: it pays for large batches but costs more
+    than it saves for small ones (measured in benchmarks/results/overhead_cpu_heads-bfloat16.json
+    and peer_cpu_heads-float32.json; docs/server.md#head-dtype).
     """
     return None if choice == "auto" else _DTYPES[choice]
 
@@ -59,9 +58,9 @@ def resolve_accumulator_dtype(settings: Settings, backbone: Backbone) -> torch.d
     """The projection matmul's dtype.
 
     ``auto`` picks bfloat16 for a float32 backbone on a CPU with bf16 dot products: there the
-    per-layer update for 32 texts runs 2.4x faster (4.0 -> 1.7 ms on the development AMD
-    EPYC core, benchmarks/results/accumulator_dtype_cpu.json) and the LayerNorm that follows
-    keeps the answers those of float32 (docs/server.md#head-dtype).
+    per-layer update runs several times faster (benchmarks/results/accumulator_dtype_cpu.json)
+    and the LayerNorm that follows keeps the answers those of float32
+    (benchmarks/results/head_dtype_cpu.json, docs/server.md#head-dtype).
     """
     choice = settings.accumulator_dtype
     if choice != "auto":
