@@ -96,11 +96,7 @@ def _analyze(args: argparse.Namespace) -> int:
     except UnknownTaskError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    payload = {
-        "results": result.results,
-        "backbone": engine.backbone.info.name,
-        "usage": {"tokens": result.tokens, "layers_run": result.layers_run},
-    }
+    payload = result.payload(engine.backbone.info.name)
     if args.json:
         print(json.dumps(payload, ensure_ascii=False))
     else:

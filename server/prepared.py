@@ -40,6 +40,15 @@ class AnalyzeResult:
     tokens: int
     layers_run: int
 
+    def payload(self, backbone: str) -> dict[str, Any]:
+        """The JSON answer of ``POST /analyze`` (and ``sidetask analyze --json``): built here
+        once, so the route and the command cannot drift apart."""
+        return {
+            "results": self.results,
+            "backbone": backbone,
+            "usage": {"tokens": self.tokens, "layers_run": self.layers_run},
+        }
+
 
 @dataclass(eq=False)
 class TextState:

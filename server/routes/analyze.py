@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Depends, Request
 
 from server.engine import AnalyzeRequest, UnknownTaskError
@@ -41,9 +39,4 @@ async def analyze(body: AnalyzeBody, request: Request) -> OrjsonResponse:
     result = await submit_and_wait(
         state, AnalyzeRequest(list(body.texts), body.tasks and tasks), early, request
     )
-    payload: dict[str, Any] = {
-        "results": result.results,
-        "backbone": engine.backbone.info.name,
-        "usage": {"tokens": result.tokens, "layers_run": result.layers_run},
-    }
-    return OrjsonResponse(payload)
+    return OrjsonResponse(result.payload(engine.backbone.info.name))
