@@ -45,6 +45,21 @@ class Window:
     def length(self) -> int:
         return len(self.input_ids)
 
+    @property
+    def owned_positions(self) -> tuple[int, int]:
+        """``[first, stop)``: the window positions (the leading special token is position 0)
+        of the tokens this window owns."""
+        lo, hi = max(self.own_start, self.start), min(self.own_end, self.end)
+        return 1 + lo - self.start, 1 + hi - self.start
+
+    def write_owned(self, table: torch.Tensor, rows: torch.Tensor) -> None:
+        """Copy the rows of the tokens this window owns (``rows``: one per window position,
+        specials included) into its text's per-token ``table``."""
+        first, stop = self.owned_positions
+        if stop > first:
+            lo = self.start + first - 1
+            table[lo : lo + stop - first] = rows[first:stop]
+
 
 def encode_texts(tokenizer: Any, texts: Sequence[str]) -> list[TextEncoding]:
     """Tokenise whole texts (fast tokenizer) without truncation or special tokens."""

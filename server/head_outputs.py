@@ -87,10 +87,7 @@ def _token_commit(head: TaskHead, item: WindowItem, probs: torch.Tensor) -> Comm
         if table is None:
             table = torch.zeros(len(st.encoding.ids), len(head.labels))
             st.token_probs[head.name] = table
-        lo, hi = max(w.own_start, w.start), min(w.own_end, w.end)
-        if hi > lo:
-            first = 1 + (lo - w.start)  # +1 skips the leading special token
-            table[lo:hi] = probs[first : first + (hi - lo)]
+        w.write_owned(table, probs)
 
     return commit
 

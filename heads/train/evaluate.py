@@ -104,11 +104,7 @@ def token_tables(
         batch = load_batch(split, "token", units, None).to(torch.device(device))
         probs = torch.softmax(head_logits(head, batch).float(), -1).cpu()
         for row, wi in enumerate(units):
-            w = windows[wi]
-            lo, hi = max(w.own_start, w.start), min(w.own_end, w.end)
-            if hi > lo:
-                first = 1 + (lo - w.start)
-                tables[w.text_index][lo:hi] = probs[row, first : first + (hi - lo)]
+            windows[wi].write_owned(tables[windows[wi].text_index], probs[row])
     return encodings, tables
 
 

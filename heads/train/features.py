@@ -148,7 +148,7 @@ def build_cache(
     token_labels = np.full(total, IGNORE, dtype=np.int16)
     own = np.zeros((len(windows), 2), dtype=np.int64)
     for wi, w in enumerate(windows):
-        own[wi] = (1 + max(w.own_start, w.start) - w.start, 1 + min(w.own_end, w.end) - w.start)
+        own[wi] = w.owned_positions
         ex = examples[w.text_index]
         if isinstance(ex, TokenExample):
             sub = subtoken_labels(ex, encodings[w.text_index].offsets, labels)
