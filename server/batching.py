@@ -176,7 +176,7 @@ class Batcher:
         """
         with self._cond:
             job.cancelled = True
-            if job.entry is None or job.entry not in self._scheduler.entries:
+            if job.entry is None or job.entry not in self._scheduler:
                 return False
             dropped = self._scheduler.remove(job.entry)
             self._set_depth()
@@ -228,13 +228,12 @@ class Batcher:
         log.critical("worker thread died: %r", exc, exc_info=exc)
         error = WorkerDead(f"worker thread died: {exc!r}")
         with self._cond:
-            jobs = [e.owner for e in self._scheduler.entries]
-            for entry in self._scheduler.entries:
+            entries = self._scheduler.entries
+            for entry in entries:
                 self._scheduler.remove(entry)
             self._set_depth()
-        for job in jobs:
-            assert isinstance(job, Job)
-            _post(job, error)
+        for entry in entries:
+            _post(_job(entry), error)
         if self.on_fatal is not None:
             self.on_fatal(exc)
 
@@ -265,8 +264,7 @@ class Batcher:
     def _run(self, step: Step[WindowItem]) -> None:
         started = time.perf_counter()
         for entry, _ in step.parts:
-            job = entry.owner
-            assert isinstance(job, Job)
+            job = _job(entry)
             if not job.started:
                 job.started = True
                 if self.metrics is not None:
@@ -281,13 +279,9 @@ class Batcher:
             self._answering += len(done)
             self._set_depth()
         for entry, error in failed.items():
-            job = entry.owner
-            assert isinstance(job, Job)
-            _post(job, error)
+            _post(_job(entry), error)
         for entry in done:
-            job = entry.owner
-            assert isinstance(job, Job)
-            self._answers.put(job)
+            self._answers.put(_job(entry))
         self._record(step, layers, seconds)
 
     def _run_isolating(
@@ -360,6 +354,13 @@ class Batcher:
         _post(job, outcome)
         with self._cond:
             self._answering -= 1
+
+
+def _job(entry: Entry[WindowItem]) -> Job:
+    """The job an entry was added for (the scheduler keeps it as an opaque owner)."""
+    job = entry.owner
+    assert isinstance(job, Job)
+    return job
 
 
 def _post(job: Job, outcome: object) -> None:

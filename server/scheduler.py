@@ -57,8 +57,6 @@ class Entry(Generic[T]):
     _lengths: list[int] = field(default_factory=list)  # sorted keys of _by_length
     pending: int = 0  # windows not yet handed out
     running: int = 0  # windows in the step being run
-    windows: int = 0
-    padded_seen: int = 0
 
     def add(self, item: T) -> None:
         queue = self._by_length.get(item.length)
@@ -67,7 +65,6 @@ class Entry(Generic[T]):
             bisect.insort(self._lengths, item.length)
         queue.append(item)
         self.pending += 1
-        self.windows += 1
 
     @property
     def longest(self) -> int:
@@ -138,6 +135,9 @@ class WindowScheduler(Generic[T]):
 
     def __len__(self) -> int:
         return len(self._entries)
+
+    def __contains__(self, entry: object) -> bool:
+        return entry in self._entries
 
     @property
     def entries(self) -> list[Entry[T]]:
