@@ -155,11 +155,11 @@ class Batcher:
             raise Draining("the server is draining")
         loop = asyncio.get_running_loop()
         job = Job(prepared, loop.create_future(), loop)
-        if self.metrics is not None:
-            self.metrics.request_windows.observe(len(prepared.windows))
         with self._cond:
             if len(self._scheduler) >= self.config.queue_size:
                 raise QueueFull(self.retry_after())
+            if self.metrics is not None:  # requests taken in, not those refused
+                self.metrics.request_windows.observe(len(prepared.windows))
             if not prepared.windows:  # nothing for the model to do
                 self._answering += 1
                 self._answers.put(job)
