@@ -18,7 +18,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
 
-from models.kernels.accumulate import GPU_CONFIGS, GROUP_TARGET, jit_kernel
+from models.kernels.triton_accumulate import (
+    GPU_CONFIGS,
+    GROUP_TARGET,
+    INTERPRETED,
+    fused_accumulate,
+)
 
 DIVISIBLE = ("H", "stride_am", "stride_zm", "stride_wk", "SUM_K")
 
@@ -32,7 +37,7 @@ def compile_one(
     from triton.compiler import ASTSource
 
     block_m, block_h, warps, stages = config
-    fn = jit_kernel(interpret=False)
+    fn = fused_accumulate
     names = fn.arg_names
     ints = ["N", "H", "SUM_K", "MAX_SEGS", "ROW_BUCKET", "stride_am", "stride_zm", "stride_wk"]
     signature = {"acc_ptr": "*fp32", "z_ptr": f"*{dtype}", "w_ptr": f"*{dtype}"}
@@ -94,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dtypes", default="fp16,bf16,fp32")
     parser.add_argument("--group-k", type=int, default=GROUP_TARGET)
     args = parser.parse_args(argv)
-    if os.environ.get("TRITON_INTERPRET", "0") not in ("", "0"):
+    if INTERPRETED:  # the kernel was decorated under TRITON_INTERPRET=1: nothing to compile
         raise SystemExit("unset TRITON_INTERPRET: this compiles the kernel")
     configs = GPU_CONFIGS if args.all else GPU_CONFIGS[5:6]
     for dtype in args.dtypes.split(","):

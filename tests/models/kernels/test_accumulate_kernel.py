@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
 import pytest
 import torch
 
-from models.kernels.accumulate import (
-    Segment,
-    accumulate_torch,
-    accumulate_triton,
-    group_width,
-    pack_groups,
-)
+from models.kernels.accumulate import Segment, accumulate_torch, accumulate_triton
 
 pytestmark = pytest.mark.usefixtures("interpreter")
 
@@ -164,6 +159,8 @@ def test_cpu_tensors_need_the_interpreter(monkeypatch: pytest.MonkeyPatch) -> No
 
 
 def test_groups_hold_whole_tasks_in_one_power_of_two_tile() -> None:
+    from models.kernels.triton_accumulate import group_width, pack_groups
+
     segments = tuple(Segment(0, 0, k, 1.0) for k in (64, 64, 128, 16))
     width = group_width(segments)
     assert width == 128
@@ -192,3 +189,25 @@ def test_hidden_states_and_weights_may_differ_in_dtype(
     """A float32 backbone with bf16 heads (--head-dtype) feeds fp32 Z to bf16 projections."""
     acc, z, weight, segments = _case(7, 96, (16, 32), torch.float32)
     _assert_matches(acc, z.to(z_dtype), weight.to(w_dtype), segments)
+
+
+def test_interpreter_switched_on_after_the_kernel_was_compiled_is_refused() -> None:
+    """Triton decides interpreted or compiled when the kernel module is imported: a late
+    TRITON_INTERPRET=1 gets a clear error naming the fix, not a launch on CPU pointers."""
+    code = (
+        "import os, torch\n"
+        "import models.kernels.triton_accumulate\n"
+        "from models.kernels.accumulate import Segment, accumulate_triton\n"
+        "os.environ['TRITON_INTERPRET'] = '1'\n"
+        "try:\n"
+        "    accumulate_triton(torch.zeros(2, 16), torch.ones(2, 64), torch.ones(16, 64),"
+        " (Segment(0, 0, 16, 1.0),))\n"
+        "except ValueError as exc:\n"
+        "    print(exc)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=False
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "set it before the first import" in out.stdout
