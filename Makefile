@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install serve test tools lint audit format clean image
+.PHONY: install serve test tools lint audit format clean image layers
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,10 +23,15 @@ serve: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/python .ci/layers.py --check
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/hadolint docker/Dockerfile docker/Dockerfile.cuda
 	$(MAKE) --no-print-directory audit
+
+# The package-level import graph and the layer rule it must keep (.ci/layers.py).
+layers:
+	@$(BIN)/python .ci/layers.py
 
 # Known vulnerabilities (PyPI advisory data) in the venv and in the image's pins. Fails on a
 # vulnerability; only warns when PyPI is unreachable (.ci/audit.py --strict to fail then too).

@@ -31,8 +31,8 @@ from typing import Any
 import torch
 
 from benchmarks import common, workload
+from engine.flags import command_prefix, parse_with_env
 from models.kernels.accumulate import Segment, accumulate_torch, accumulate_triton
-from server.env_flags import command_prefix, parse_with_env
 
 NAME = "accumulate"
 MODELS = {"roberta-large": 1024, "bart-large": 1024}  # hidden size: the per-layer shape

@@ -23,9 +23,9 @@ import torch
 import torch.nn.functional as F
 
 from benchmarks import common
+from engine.flags import command_prefix, parse_with_env
 from models.hardware import cpu_has_amx_bf16, cpu_has_fast_bf16
 from models.kernels.accumulate import Segment, accumulate_torch
-from server.env_flags import command_prefix, parse_with_env
 
 NAME = "accumulator_dtype"
 HIDDEN = 384  # all-MiniLM-L6-v2

@@ -1,6 +1,6 @@
 """torch.compile of the backbone (``--compile``) vs eager: start-up cost, speed, same answers.
 
-Two engines built the way the server builds them (``server.loading.build_engine``), one
+Two engines built the way the server builds them (``engine.loading.build_engine``), one
 with ``compile=True`` (each layer compiled, warmed up before it would say ready), one eager;
 start-up seconds of each; then ``Engine.analyze`` on the serve benchmark's texts for
 {embedding} and {every head + embedding}, batches of ``--batch``, interleaved rounds on the
@@ -21,7 +21,7 @@ from typing import Any
 import torch
 
 from benchmarks import common, loadgen
-from server.env_flags import command_prefix, parse_with_env
+from engine.flags import command_prefix, parse_with_env
 
 NAME = "compile"
 
@@ -35,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def engines(ctx: common.BenchContext, args: argparse.Namespace) -> dict[str, Any]:
-    from server.loading import build_engine
+    from engine.loading import build_engine
     from server.settings import Settings
 
     out: dict[str, Any] = {}

@@ -17,8 +17,9 @@ from functools import partial
 from typing import Any
 
 from benchmarks import common, workload
+from benchmarks.shapes import load_backbone
+from engine.flags import command_prefix, parse_with_env
 from models.backbone import Backbone
-from server.env_flags import command_prefix, parse_with_env
 
 NAME = "early_exit"
 TASKS = 3
@@ -69,7 +70,7 @@ def _variants(
 def measure(
     ctx: common.BenchContext, shapes: Sequence[tuple[int, int]], cuts: Sequence[int]
 ) -> dict[str, Any]:
-    backbone = workload.load_backbone(ctx)
+    backbone = load_backbone(ctx)
     cuts = list(cuts) or default_cuts(backbone.info.num_layers)
     rows = []
     for batch, length in shapes:

@@ -79,7 +79,7 @@ def shim(site: Path) -> None:
 
 
 def heads(dest: Path, fingerprint: str) -> None:
-    from models.defaults import PRETRAINED_HEADS
+    from heads.shipped import PRETRAINED_HEADS
 
     for folder in sorted(p for p in PRETRAINED_HEADS.iterdir() if (p / "manifest.json").is_file()):
         out = dest / folder.name

@@ -27,7 +27,7 @@ import torch
 
 from benchmarks import common
 from benchmarks.serve import texts as bench_texts
-from server.env_flags import command_prefix, parse_with_env
+from engine.flags import command_prefix, parse_with_env
 
 #: name -> (backbone dtype, head_dtype, accumulator_dtype)
 CONFIGS = {
@@ -56,7 +56,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def build_engines(args: argparse.Namespace, ctx: common.BenchContext) -> dict[str, Any]:
-    from server.loading import build_engine
+    from engine.loading import build_engine
     from server.settings import Settings
 
     engines = {}
@@ -92,8 +92,8 @@ def _score_gap(a: Any, b: Any) -> float:
 
 def quality(engines: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
     """Dev metrics per configuration and agreement with the float32 answers."""
-    from heads.train.data import read_examples
-    from heads.train.evaluate import score
+    from train.data import read_examples
+    from train.evaluate import score
 
     out: dict[str, Any] = {}
     for pair in filter(None, args.dev.split(",")):

@@ -27,9 +27,10 @@ from typing import Any
 
 import torch
 
-from benchmarks import common, flops, workload
+from benchmarks import common, flops
 from benchmarks.serve import texts as serve_texts
-from server.env_flags import command_prefix, parse_with_env
+from benchmarks.shapes import load_backbone
+from engine.flags import command_prefix, parse_with_env
 
 NAME = "limit"
 
@@ -118,7 +119,7 @@ def served_rates(path: Path | None) -> dict[str, Any] | None:
 
 
 def measure(ctx: common.BenchContext, args: argparse.Namespace) -> dict[str, Any]:
-    backbone = workload.load_backbone(ctx)
+    backbone = load_backbone(ctx)
     shape = flops.EncoderShape.of(backbone)
     texts = serve_texts(64)
     lengths = tokens_per_text(backbone, texts)

@@ -47,7 +47,7 @@ def serve_command() -> list[str]:
     script = Path(sys.executable).with_name("sidetask")
     if script.is_file():
         return [str(script), "serve"]
-    return [sys.executable, "-m", "server.cli", "serve"]
+    return [sys.executable, "-m", "cli.main", "serve"]
 
 
 @dataclass
@@ -299,13 +299,9 @@ def write_random_heads(backbone: str | None, out: Path) -> Path:
     """
     from benchmarks.workload import bench_head
     from heads.io import save_head
-    from models.backbone import Backbone
-    from models.defaults import DEFAULT_BACKBONE_NAME, default_backbone_path
+    from models.defaults import open_backbone
 
-    if backbone:
-        bb = Backbone.load(backbone)
-    else:
-        bb = Backbone.load(default_backbone_path(), name=DEFAULT_BACKBONE_NAME)
+    bb = open_backbone(backbone)
     save_head(bench_head(bb.info, "sentiment", "sequence", 64, seed=1), out / "sentiment")
     save_head(bench_head(bb.info, "ner", "token", 128, seed=2), out / "ner")
     return out

@@ -21,11 +21,11 @@ import torch
 
 from benchmarks import common, workload
 from benchmarks.shapes import build_backbone
+from engine.flags import command_prefix, parse_with_env
 from heads.registry import HeadSet
 from models.accumulator import StreamingAccumulator
 from models.backbone import Backbone
 from models.reference import reference_features
-from server.env_flags import command_prefix, parse_with_env
 
 NAME = "memory"
 MIB = 1024 * 1024

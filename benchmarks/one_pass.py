@@ -19,9 +19,10 @@ from typing import Any
 from torch import Tensor
 
 from benchmarks import common, workload
+from benchmarks.shapes import load_backbone
+from engine.flags import command_prefix, parse_with_env
 from heads.registry import HeadSet
 from models.backbone import Backbone
-from server.env_flags import command_prefix, parse_with_env
 
 NAME = "one_pass"
 TASKS = 3
@@ -48,7 +49,7 @@ def _three_passes(
 
 
 def measure(ctx: common.BenchContext, shapes: Sequence[tuple[int, int]]) -> dict[str, Any]:
-    backbone = workload.load_backbone(ctx)
+    backbone = load_backbone(ctx)
     heads = workload.bench_heads(backbone, TASKS, head_dtype=ctx.head_dtype)
     names = heads.names
     rows = []

@@ -17,7 +17,8 @@ from functools import partial
 from typing import Any
 
 from benchmarks import common, flops, workload
-from server.env_flags import command_prefix, parse_with_env
+from benchmarks.shapes import load_backbone
+from engine.flags import command_prefix, parse_with_env
 
 NAME = "overhead"
 
@@ -37,7 +38,7 @@ def _pct(ratio: dict[str, Any]) -> dict[str, float]:
 def measure(
     ctx: common.BenchContext, shapes: Sequence[tuple[int, int]], counts: Sequence[int]
 ) -> dict[str, Any]:
-    backbone = workload.load_backbone(ctx)
+    backbone = load_backbone(ctx)
     heads = workload.bench_heads(backbone, max(counts), head_dtype=ctx.head_dtype)
     names = heads.names
     rows = []

@@ -36,7 +36,7 @@ from benchmarks.live_server import (
     summarise,
     write_random_heads,
 )
-from server.env_flags import command_prefix, parse_with_env
+from engine.flags import command_prefix, parse_with_env
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

@@ -37,7 +37,7 @@ from typing import Any
 
 from benchmarks import common, loadgen, workload
 from benchmarks.live_server import Outcome
-from server.env_flags import command_prefix, parse_with_env
+from engine.flags import command_prefix, parse_with_env
 
 NAME = "peer"
 SST2_DEV = Path(__file__).resolve().parents[2] / "shared" / "data" / "sst2" / "dev.tsv"
@@ -226,7 +226,7 @@ def commands(
         inf = [args.infinity, "v2", "--model-id", model_dir, "--served-model-name", "minilm"]
         inf += ["--engine", "torch", "--device", ctx.device.type, *dtype]
         out[f"infinity {p}"] = ([*inf, "--port", str(port), "--host", "127.0.0.1"], port, "/health")
-        side = [sys.executable, "-m", "server.cli", "serve", "--device", ctx.device.type]
+        side = [sys.executable, "-m", "cli.main", "serve", "--device", ctx.device.type]
         side += ["--threads", str(ctx.threads), "--heads-dir", str(heads_dir), *dtype]
         side += ["--head-dtype", common.server_head_dtype(ctx), "--log-level", "warning"]
         side += ["--backbone", ctx.backbone] if ctx.backbone else []
@@ -244,11 +244,11 @@ def commands(
 
 
 def measure(ctx: common.BenchContext, args: argparse.Namespace) -> dict[str, Any]:
-    from models.defaults import default_backbone_path
+    from models.defaults import resolve_backbone
 
     if not args.infinity or not Path(args.infinity).exists():
         raise SystemExit("infinity-emb not found: pass --infinity PATH (see docs/benchmarks.md)")
-    model_dir = ctx.backbone or str(default_backbone_path())
+    model_dir, _ = resolve_backbone(ctx.backbone)
     texts = load_pool(args.texts)
     precisions = [p for p in args.precisions.split(",") if p]
     env = _env(str(ctx.threads))

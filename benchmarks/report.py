@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.common import RESULTS_DIR
-from server.env_flags import command_prefix, parse_with_env
+from engine.flags import command_prefix, parse_with_env
 
 
 def _mmm(s: dict[str, float], fmt: str = "{:.1f}") -> str:

@@ -19,7 +19,7 @@ from typing import Any
 
 from benchmarks import common, flops, workload
 from benchmarks.shapes import SHAPES, build_backbone
-from server.env_flags import command_prefix, parse_with_env
+from engine.flags import command_prefix, parse_with_env
 
 NAME = "scaling"
 TASKS = 3

@@ -72,7 +72,7 @@ def giant_body(
 ) -> dict[str, Any]:
     """Reviews joined into long texts (each under the server's character limit) until the
     next one would pass the token budget: the largest request the server accepts."""
-    from server.engine import AnalyzeRequest
+    from engine.core import AnalyzeRequest
 
     chosen: list[str] = []
     current = ""
@@ -300,8 +300,8 @@ def plot(payload: dict[str, Any], ctx: common.BenchContext) -> Path:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     ctx = common.setup(args)
-    from server.engine import AnalyzeRequest
-    from server.loading import build_engine
+    from engine.core import AnalyzeRequest
+    from engine.loading import build_engine
     from server.settings import Settings
 
     with tempfile.TemporaryDirectory() as tmp:

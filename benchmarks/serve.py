@@ -34,7 +34,8 @@ from typing import Any
 
 from benchmarks import common, loadgen, workload
 from benchmarks.live_server import Outcome, ServerProcess, closed_loop, server_env, summarise
-from server.env_flags import command_prefix, parse_with_env
+from benchmarks.shapes import load_backbone
+from engine.flags import command_prefix, parse_with_env
 
 HEADS = (("sentiment", "sequence", 64), ("cola", "sequence", 64), ("ner", "token", 128))
 TASK_SETS: dict[str, list[str]] = {
@@ -87,7 +88,7 @@ def prepare_heads(backbone: Any, args: argparse.Namespace, folder: Path) -> Path
     """Shipped heads for the default backbone; random heads of the method's sizes otherwise."""
     from heads.io import save_head
     from heads.registry import head_folders, load_head_set
-    from models.defaults import PRETRAINED_HEADS
+    from heads.shipped import PRETRAINED_HEADS
 
     if args.heads_dir is not None:
         return Path(args.heads_dir)
@@ -117,7 +118,7 @@ def offline(
     Rounds are interleaved (every task set and batch size once per round, order reversed
     every other round) so a noisy shared machine slows all variants alike.
     """
-    from server.engine import AnalyzeRequest
+    from engine.core import AnalyzeRequest
 
     pool = pool or texts(64)
     variants = [(name, b) for name in TASK_SETS for b in batches]
@@ -319,10 +320,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     ctx = dataclasses.replace(common.setup(args), clock="wall")
     pool = loadgen.sentence_pool(args.texts)
     per_request = args.texts_per_request
-    from server.loading import build_engine
+    from engine.loading import build_engine
     from server.settings import Settings
 
-    backbone = workload.load_backbone(ctx)
+    backbone = load_backbone(ctx)
     with tempfile.TemporaryDirectory() as tmp:
         heads = prepare_heads(backbone, args, Path(tmp) / "heads")
         settings = Settings(

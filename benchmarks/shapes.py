@@ -7,13 +7,11 @@ only the special and padding ids matter.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
 import torch
 
 from benchmarks.common import BenchContext
-from benchmarks.workload import load_backbone
 from models.backbone import Backbone
 
 SHAPES = ("minilm", "roberta-base", "roberta-large", "bart-large")
@@ -38,13 +36,18 @@ def _config(shape: str) -> Any:
     raise ValueError(f"unknown shape {shape!r}; choose from {', '.join(SHAPES)}")
 
 
+def load_backbone(ctx: BenchContext) -> Backbone:
+    """The backbone under test: ``--shape`` (random weights), ``--backbone`` or the MiniLM."""
+    return build_backbone(ctx.shape, ctx)
+
+
 def build_backbone(shape: str, ctx: BenchContext) -> Backbone:
     """``minilm`` (or ``--backbone``) loads real weights; the other shapes are random."""
-    if shape == "minilm":
-        return load_backbone(replace(ctx, shape="minilm"))
-    from transformers import AutoModel, AutoTokenizer
+    from models.defaults import default_backbone_path, open_backbone
 
-    from models.defaults import default_backbone_path
+    if shape == "minilm":
+        return open_backbone(ctx.backbone, device=ctx.device, dtype=ctx.dtype)
+    from transformers import AutoModel, AutoTokenizer
 
     config = _config(shape)
     tokenizer = AutoTokenizer.from_pretrained(str(default_backbone_path()), use_fast=True)

@@ -32,7 +32,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def windows(engine: Any, texts: Sequence[str], length: int | None) -> list[Any]:
     """Windows of ``texts`` (every task); only full ones when ``length`` is given."""
-    from server.engine import AnalyzeRequest
+    from engine.core import AnalyzeRequest
 
     items = engine.prepare(AnalyzeRequest(list(texts), engine.available_tasks)).windows
     if length is not None:
@@ -43,7 +43,7 @@ def windows(engine: Any, texts: Sequence[str], length: int | None) -> list[Any]:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     ctx = common.setup(args)
-    from server.loading import build_engine
+    from engine.loading import build_engine
     from server.settings import Settings
 
     values: dict[str, Any] = {"threads": args.threads}

@@ -7,7 +7,6 @@ from collections.abc import Sequence
 
 import torch
 
-from benchmarks.common import BenchContext
 from heads.manifest import HeadManifest
 from heads.registry import HeadSet
 from heads.task_head import TaskHead, fingerprint_of
@@ -16,22 +15,6 @@ from models.backbone import Backbone, BackboneInfo, ForwardResult
 
 SEQUENCE_LABELS = ["negative", "positive"]
 NER_LABELS = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC", "B-ORG", "I-ORG", "B-MISC", "I-MISC"]
-
-
-def load_backbone(ctx: BenchContext) -> Backbone:
-    """The backbone under test: ``--shape`` (random weights), ``--backbone`` or the MiniLM."""
-    from models.defaults import DEFAULT_BACKBONE_NAME, default_backbone_path
-
-    if ctx.shape != "minilm":
-        from benchmarks.shapes import build_backbone
-
-        return build_backbone(ctx.shape, ctx)
-
-    if ctx.backbone:
-        return Backbone.load(ctx.backbone, device=ctx.device, dtype=ctx.dtype)
-    return Backbone.load(
-        default_backbone_path(), device=ctx.device, dtype=ctx.dtype, name=DEFAULT_BACKBONE_NAME
-    )
 
 
 def synthetic_batch(

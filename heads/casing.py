@@ -3,7 +3,7 @@
 An uncased backbone (the default MiniLM) lower-cases its input, so its states cannot tell
 "apple" from "Apple" or "US" from "us"; for NER that is the strongest entity cue. A token
 head with ``case_features`` adds a learned embedding of this class to F_t. Training
-(``heads/train``) and inference (``server/engine.py``) both call :func:`window_case_ids`,
+(``heads/train``) and inference (``engine/core.py``) both call :func:`window_case_ids`,
 so a head sees the same ids either way.
 
 Classes (of the token's own characters, whitespace stripped):

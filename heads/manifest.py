@@ -51,7 +51,7 @@ class HeadManifest(BaseModel):
     # Token heads only: add a learned embedding of each token's casing class (heads/casing.py).
     case_features: bool = False
     # The head's logits are divided by this before the softmax: fitted on the validation
-    # split after training (heads/train/calibration.py) so that scores are calibrated.
+    # split after training (train/calibration.py) so that scores are calibrated.
     temperature: float = Field(default=1.0, gt=0, le=100)
     backbone: BackboneFingerprint
     training: dict[str, Any] = Field(default_factory=dict)

@@ -1,5 +1,5 @@
 """What the CPU can do fast. ``accumulator_dtype=auto`` runs the accumulator's projection in
-bfloat16 on CPUs with bf16 dot products (server/loading.py); the backbone's and the head
+bfloat16 on CPUs with bf16 dot products (engine/loading.py); the backbone's and the head
 layers' dtypes never change on it. Benchmarks record it with their results, since bfloat16
 speed on CPU depends on it (docs/server.md#head-dtype)."""
 

@@ -19,8 +19,8 @@ import uvicorn
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
+from engine.core import Engine
 from server.batching import BatchConfig, Batcher
-from server.engine import Engine
 from server.errors import install_error_handlers
 from server.heads_admin import publish_model, reload_heads
 from server.limits import BodyLimitMiddleware
@@ -78,9 +78,7 @@ async def _load(state: AppState, factory: EngineFactory) -> None:
         return
     engine.observer = state.metrics.observe_stage
     s = state.settings
-    config = BatchConfig(
-        s.max_batch_size, engine.config.max_batch_tokens, s.max_wait_ms, s.queue_size
-    )
+    config = BatchConfig.from_settings(s, engine.backbone.device)
     batcher = Batcher(engine, config, state.metrics, on_fatal=state.worker_died)
     batcher.start()
     state.engine, state.batcher = engine, batcher
@@ -134,7 +132,7 @@ def create_app(
     """The ASGI app; ``engine_factory`` (default: build from settings) runs in a thread."""
     settings = settings or Settings()  # type: ignore[call-arg]
     if engine_factory is None:
-        from server.loading import build_engine
+        from engine.loading import build_engine
 
         engine_factory = build_engine
     factory = engine_factory

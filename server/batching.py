@@ -28,9 +28,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from server.engine import AnalyzeResult, Engine, PreparedRequest, WindowItem
+import torch
+
+from engine.core import AnalyzeResult, Engine, PreparedRequest, WindowItem
 from server.metrics import Metrics
 from server.scheduler import Entry, Step, WindowScheduler
+from server.settings import Settings
 
 log = logging.getLogger("sidetask.batching")
 
@@ -61,10 +64,21 @@ class BatchFailed(Exception):
 
 @dataclass(frozen=True)
 class BatchConfig:
-    max_batch_size: int = 64  # windows per micro-batch
-    max_batch_tokens: int = 16384  # padded tokens per micro-batch
-    max_wait_ms: float = 0.0  # > 0: an idle worker waits this long for a fuller batch
-    queue_size: int = 256  # requests in the scheduler before 429
+    """The batcher's knobs, resolved for one device; built from the server's Settings."""
+
+    max_batch_size: int  # windows per micro-batch
+    max_batch_tokens: int  # padded tokens per micro-batch
+    max_wait_ms: float  # > 0: an idle worker waits this long for a fuller batch
+    queue_size: int  # requests in the scheduler before 429
+
+    @classmethod
+    def from_settings(cls, settings: Settings, device: torch.device | None = None) -> BatchConfig:
+        return cls(
+            max_batch_size=settings.max_batch_size,
+            max_batch_tokens=settings.batch_tokens(device),
+            max_wait_ms=settings.max_wait_ms,
+            queue_size=settings.queue_size,
+        )
 
 
 @dataclass(eq=False)

@@ -7,11 +7,11 @@ import logging
 
 import torch
 
+from engine.loading import load_heads
 from heads.io import HeadLoadError
 from heads.registry import HeadSet
 from heads.task_head import TaskHead
 from server.errors import ApiError, ErrorKind
-from server.loading import load_heads
 from server.schemas import HeadInfo, LoadFailureInfo, ReloadResponse, TasksResponse
 from server.state import AppState
 

@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 
 from fastapi import Request
 
+from engine.core import Engine
 from server.batching import Batcher
-from server.engine import Engine
 from server.errors import ApiError, ErrorKind
 from server.metrics import Metrics
 from server.security import KeyChecker

@@ -13,10 +13,10 @@ import pytest
 from conftest import random_head
 from fastapi import FastAPI
 
+from engine.core import Engine, EngineConfig
+from engine.loading import load_heads
 from heads.io import save_head
 from models.backbone import Backbone, BackboneInfo
-from server.engine import Engine
-from server.loading import engine_config, load_heads
 from server.settings import Settings
 
 NER_LABELS = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
@@ -35,7 +35,9 @@ def engine_factory(
     """Build engines around an already loaded backbone (loading once per session is enough)."""
 
     def factory(settings: Settings) -> Engine:
-        return engine_cls(backbone, load_heads(settings, backbone), engine_config(settings))
+        return engine_cls(
+            backbone, load_heads(settings, backbone), EngineConfig.from_settings(settings)
+        )
 
     return factory
 

@@ -25,7 +25,7 @@ def free_port() -> int:
 def command() -> list[str]:
     """The installed console script, or the module when the script is not on disk."""
     script = Path(sys.executable).with_name("sidetask")
-    return [str(script)] if script.is_file() else [sys.executable, "-m", "server.cli"]
+    return [str(script)] if script.is_file() else [sys.executable, "-m", "cli.main"]
 
 
 def sidetask(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from heads.train.config import TrainConfig
-from heads.train.loop import LOG_FILE, train
+from train.config import TrainConfig
+from train.loop import LOG_FILE, train
 
 POS = ["good fun", "a great film", "nice and good", "great great", "fun , nice"]
 NEG = ["bad dull", "a boring film", "dull and bad", "awful awful", "bad , boring"]

@@ -79,7 +79,7 @@ def find_binary(name: str) -> str:
 
 def sidetask_command() -> list[str]:
     script = Path(sys.executable).with_name("sidetask")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "server.cli"]
+    return [str(script)] if script.exists() else [sys.executable, "-m", "cli.main"]
 
 
 def http_ok(url: str, timeout: float = 2.0) -> bool:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Request
 
-from server.engine import AnalyzeRequest, UnknownTaskError
+from engine.core import AnalyzeRequest, UnknownTaskError
 from server.errors import ApiError, ErrorKind
 from server.routes.deps import require_key
 from server.routes.fast_json import OrjsonResponse

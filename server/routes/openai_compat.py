@@ -15,7 +15,7 @@ import numpy as np
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
-from server.engine import AnalyzeRequest, Engine
+from engine.core import AnalyzeRequest, Engine
 from server.errors import ErrorKind
 from server.routes.deps import require_key
 from server.routes.fast_json import OrjsonResponse

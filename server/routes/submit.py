@@ -13,8 +13,8 @@ from typing import Any
 
 from fastapi import Request
 
+from engine.core import AnalyzeRequest, AnalyzeResult, Engine, PreparedRequest, UnknownTaskError
 from server.batching import Batcher, BatchFailed, Draining, Job, QueueFull, WorkerDead
-from server.engine import AnalyzeRequest, AnalyzeResult, Engine, PreparedRequest, UnknownTaskError
 from server.errors import ApiError, ErrorKind
 from server.state import AppState
 

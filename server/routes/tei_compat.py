@@ -14,7 +14,7 @@ from typing import Any, Literal
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr
 
-from server.engine import AnalyzeRequest, Engine
+from engine.core import AnalyzeRequest, Engine
 from server.errors import ApiError, ErrorKind
 from server.routes.deps import require_key
 from server.routes.fast_json import OrjsonResponse

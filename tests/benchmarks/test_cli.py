@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from server.cli import build_parser, main
+from cli.main import build_parser, main
 
 
 def test_every_benchmark_module_is_a_subcommand() -> None:

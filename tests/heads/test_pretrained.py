@@ -1,5 +1,5 @@
 """The shipped heads load into the engine and reproduce the dev-slice metrics in their
-manifests (first 200 examples of each dev file, scored through server.engine.Engine)."""
+manifests (first 200 examples of each dev file, scored through engine.core.Engine)."""
 
 from __future__ import annotations
 
@@ -9,13 +9,14 @@ from pathlib import Path
 
 import pytest
 
+from engine.core import Engine, EngineConfig
+from engine.settings import EngineSettings
 from heads.io import read_manifest
 from heads.registry import head_folders, load_head_set
-from heads.train.data import read_examples
-from heads.train.evaluate import predict_engine, score
+from heads.shipped import PRETRAINED_HEADS
 from models.backbone import Backbone
-from models.defaults import PRETRAINED_HEADS
-from server.engine import Engine, EngineConfig
+from train.data import read_examples
+from train.evaluate import predict_engine, score
 
 REPO = Path(__file__).resolve().parents[2]
 DATA = Path(os.environ.get("SIDETASK_DATA", REPO.parent / "shared" / "data"))
@@ -52,7 +53,9 @@ def test_shipped_head_reproduces_its_dev_slice(minilm: Backbone, name: str) -> N
     heads = load_head_set([PRETRAINED_HEADS], minilm.info)
     head = heads.heads[name]
     folder = next(f for f in head_folders([PRETRAINED_HEADS]) if read_manifest(f).name == name)
-    engine = Engine(minilm, heads, EngineConfig(window_overlap=64, kernel="torch"))
+    engine = Engine(
+        minilm, heads, EngineConfig.from_settings(EngineSettings(window_overlap=64, kernel="torch"))
+    )
     for (data, size), expected in recorded_slices(folder).items():
         examples = read_examples(DATA / DEV_FILES[data])[:size]
         result = score(head, examples, predict_engine(engine, name, examples, head.labels))

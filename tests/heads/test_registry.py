@@ -9,10 +9,10 @@ import pytest
 from conftest import random_head
 from pydantic import ValidationError
 
+from engine.loading import load_heads
 from heads.io import save_head
 from heads.registry import HeadSet
 from models.backbone import Backbone
-from server.loading import load_heads
 from server.settings import Settings
 
 

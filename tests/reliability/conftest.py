@@ -15,9 +15,9 @@ from app_harness import running as running_app
 from fastapi import FastAPI
 
 from benchmarks.live_server import ServerProcess, server_env
+from engine.core import Engine
 from models.backbone import Backbone
 from server.app import create_app
-from server.engine import Engine
 from server.settings import Settings
 
 EngineClass = type[Engine]

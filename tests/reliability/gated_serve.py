@@ -12,8 +12,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-import server.loading as loading
-from server.cli import main
+import engine.loading as loading
+from cli.main import main
 
 GATE = Path(os.environ["SIDETASK_TEST_GATE"])
 _build = loading.build_engine

@@ -23,10 +23,10 @@ from conftest import random_head
 from fastapi import FastAPI
 
 from benchmarks.live_server import ServerProcess
+from engine.core import Engine
 from heads.io import save_head
 from heads.manifest import WEIGHTS_FILE
 from models.backbone import Backbone
-from server.engine import Engine
 
 Running = Callable[[FastAPI], contextlib.AbstractAsyncContextManager[httpx.AsyncClient]]
 GATED = [sys.executable, str(Path(__file__).with_name("gated_serve.py"))]

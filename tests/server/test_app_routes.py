@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
+from engine.core import Engine, EngineConfig
+from engine.loading import load_heads
 from heads.io import HeadLoadError
 from models.backbone import Backbone
-from server.engine import Engine
-from server.loading import engine_config, load_heads
 from server.settings import Settings
 
 
@@ -184,7 +184,9 @@ def test_readyz_is_503_while_loading_then_200(
 
     def slow(settings: Settings) -> Engine:
         gate.wait(10)
-        return Engine(tiny_roberta, load_heads(settings, tiny_roberta), engine_config(settings))
+        return Engine(
+            tiny_roberta, load_heads(settings, tiny_roberta), EngineConfig.from_settings(settings)
+        )
 
     async def go() -> None:
         async with client_for(make_app(factory=slow), wait_ready=False) as c:
@@ -293,7 +295,9 @@ def test_timeout_is_504_and_unstarted_work_is_dropped(
             return super().run_step(items)
 
     def factory(settings: Settings) -> Engine:
-        return Slow(tiny_roberta, load_heads(settings, tiny_roberta), engine_config(settings))
+        return Slow(
+            tiny_roberta, load_heads(settings, tiny_roberta), EngineConfig.from_settings(settings)
+        )
 
     async def go() -> None:
         app = make_app(factory=factory, request_timeout_s=0.3, max_batch_size=1)

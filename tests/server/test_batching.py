@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 from app_harness import assert_same_answers, engine_factory
 
+from engine.core import AnalyzeRequest, AnalyzeResult, Engine, PreparedRequest, WindowItem
 from models.backbone import Backbone
 from server.batching import BatchConfig, Batcher, Job
-from server.engine import AnalyzeRequest, AnalyzeResult, Engine, PreparedRequest, WindowItem
 from server.settings import Settings
 
 DEADLINE = 30.0  # generous: these tests wait on events, never on timings
@@ -56,7 +56,12 @@ def _entered(engine: Stepper) -> None:
 
 def _run(engine: Stepper, body: Callable[[Batcher], Any], **config: Any) -> None:
     async def go() -> None:
-        batcher = Batcher(engine, BatchConfig(**{"max_wait_ms": 0.0, **config}))
+        batcher = Batcher(
+            engine,
+            BatchConfig.from_settings(
+                Settings(**{"max_wait_ms": 0.0, "max_batch_tokens": 16384, **config})
+            ),
+        )
         batcher.start()
         try:
             await body(batcher)

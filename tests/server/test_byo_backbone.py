@@ -80,7 +80,7 @@ def test_serve_train_serve_reload_on_your_own_backbone(
 def test_an_explicit_heads_folder_for_another_backbone_still_refuses(
     tiny_roberta_dir: Path, tmp_path: Path
 ) -> None:
-    from models.defaults import PRETRAINED_HEADS
+    from heads.shipped import PRETRAINED_HEADS
 
     done = sidetask(
         "serve", "--port", "0", "--backbone", str(tiny_roberta_dir),

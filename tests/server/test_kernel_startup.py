@@ -12,11 +12,12 @@ from typing import Any
 import pytest
 from app_harness import running
 
+from cli.main import build_parser, settings_from_args
+from engine import loading
+from engine.core import EngineConfig
 from models import kernel_check
 from models.kernels.accumulate import Segment, accumulate_triton, interpreting
-from server import loading
 from server.app import create_app
-from server.cli import build_parser, settings_from_args
 from server.settings import Settings
 
 needs_interpreter = pytest.mark.skipif(
@@ -37,7 +38,7 @@ def test_the_kernel_flag_wins_over_its_variable(monkeypatch: pytest.MonkeyPatch)
     args = build_parser().parse_args(["serve", "--kernel", "torch"])
     settings = settings_from_args(args)
     assert settings.kernel == "torch"
-    assert loading.engine_config(settings).kernel == "torch"
+    assert EngineConfig.from_settings(settings).kernel == "torch"
     assert settings_from_args(build_parser().parse_args(["serve"])).kernel == "triton"
 
 

@@ -15,9 +15,9 @@ import pytest
 from app_harness import assert_same_answers
 from conftest import random_head
 
+from engine.core import Engine, EngineConfig
+from engine.loading import load_heads
 from models.backbone import Backbone, BackboneInfo
-from server.engine import Engine
-from server.loading import engine_config, load_heads
 from server.settings import Settings
 
 TASK_SETS: list[list[str] | None] = [
@@ -207,7 +207,9 @@ def test_a_failing_request_fails_alone_with_500_and_error_id(
             return super().run_step(items)
 
     def factory(settings: Settings) -> Engine:
-        return Poisoned(tiny_roberta, load_heads(settings, tiny_roberta), engine_config(settings))
+        return Poisoned(
+            tiny_roberta, load_heads(settings, tiny_roberta), EngineConfig.from_settings(settings)
+        )
 
     bodies = [{"texts": [f"text {i}"]} for i in range(11)] + [{"texts": ["x POISON"]}]
 
@@ -241,7 +243,9 @@ def test_dead_worker_turns_readyz_503_and_asks_to_exit(
             raise Fatal("worker bug")
 
     def factory(settings: Settings) -> Engine:
-        return Broken(tiny_roberta, load_heads(settings, tiny_roberta), engine_config(settings))
+        return Broken(
+            tiny_roberta, load_heads(settings, tiny_roberta), EngineConfig.from_settings(settings)
+        )
 
     async def go() -> None:
         app = make_app(factory=factory)

@@ -17,9 +17,9 @@ import httpx
 import uvicorn
 from app_harness import engine_factory
 
+from engine.core import Engine, WindowItem
 from models.backbone import Backbone
 from server.app import create_app
-from server.engine import Engine, WindowItem
 from server.settings import Settings
 
 DEADLINE = 30.0

@@ -36,7 +36,7 @@ def _command() -> list[str]:
     script = Path(sys.executable).with_name("sidetask")
     if script.is_file():
         return [str(script), "serve"]
-    return [sys.executable, "-m", "server.cli", "serve"]
+    return [sys.executable, "-m", "cli.main", "serve"]
 
 
 def _start(

@@ -1,0 +1,149 @@
+"""Build the engine from EngineSettings: backbone, heads, device, kernel.
+
+Shared by `serve`, `analyze`, training's engine evaluation and the offline benchmarks.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import torch
+
+from engine.core import Engine, EngineConfig, StageObserver
+from engine.settings import EngineSettings
+from heads.io import HeadLoadError, check_fingerprint, read_manifest
+from heads.registry import HeadSet, head_folders, load_head_set
+from heads.shipped import PRETRAINED_HEADS
+from models.backbone import Backbone, BackboneInfo
+from models.defaults import open_backbone
+from models.hardware import cpu_has_fast_bf16
+from models.kernel_check import KernelChoice, choose_kernel
+
+log = logging.getLogger(__name__)
+
+_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def load_backbone(settings: EngineSettings) -> Backbone:
+    device = resolve_device(settings.device)
+    dtype = _DTYPES[settings.dtype]
+    if device.type == "cpu" and dtype == torch.float16:
+        raise ValueError(
+            "dtype float16 needs a CUDA device; on CPU use float32 or bfloat16 (fast with AMX)"
+        )
+    return open_backbone(settings.backbone, device, dtype, settings.max_length)
+
+
+def resolve_head_dtype(choice: str) -> torch.dtype | None:
+    """The heads' compute dtype; None (``auto``) keeps float32 head layers and an
+    accumulator in the backbone's dtype.
+
+    bfloat16 is opt-in, not automatic on AMX CPUs: it pays for large batches but costs more
+    than it saves for small ones (measured in benchmarks/results/overhead_cpu_heads-bfloat16.json
+    and peer_cpu_heads-float32.json; docs/server.md#head-dtype).
+    """
+    return None if choice == "auto" else _DTYPES[choice]
+
+
+def resolve_accumulator_dtype(settings: EngineSettings, backbone: Backbone) -> torch.dtype:
+    """The projection matmul's dtype.
+
+    ``auto`` picks bfloat16 for a float32 backbone on a CPU with bf16 dot products: there the
+    per-layer update runs several times faster (benchmarks/results/accumulator_dtype_cpu.json)
+    and the LayerNorm that follows keeps the answers those of float32
+    (benchmarks/results/head_dtype_cpu.json, docs/server.md#head-dtype).
+    """
+    choice = settings.accumulator_dtype
+    if choice != "auto":
+        if choice == "float16" and backbone.device.type == "cpu":
+            raise ValueError("accumulator_dtype float16 needs CUDA; on CPU use bfloat16")
+        return _DTYPES[choice]
+    head_dtype = resolve_head_dtype(settings.head_dtype)
+    if head_dtype is not None:
+        return head_dtype
+    if backbone.dtype == torch.float32 and backbone.device.type == "cpu" and cpu_has_fast_bf16():
+        return torch.bfloat16
+    return backbone.dtype
+
+
+def shipped_heads_for(info: BackboneInfo) -> list[Path]:
+    """The shipped head folders made for ``info``'s backbone; the others are logged, not loaded.
+
+    Someone who brings their own backbone and names no heads folder wants it served, not a
+    refusal because the heads trained for the packaged MiniLM do not fit it. Heads they name
+    (``heads_dir``) are still checked strictly by load_head_set.
+    """
+    fitting: list[Path] = []
+    left_out: list[str] = []
+    for folder in head_folders([PRETRAINED_HEADS]):
+        try:
+            check_fingerprint(read_manifest(folder), info, str(folder))
+        except HeadLoadError as exc:
+            left_out.append(f"{folder.name} ({exc})")
+            continue
+        fitting.append(folder)
+    if left_out:
+        log.warning(
+            "backbone %s is not the one the shipped heads were trained on; left out: %s. "
+            "Train heads for it (sidetask train --backbone ...) and pass --heads-dir.",
+            info.name,
+            "; ".join(left_out),
+        )
+    return fitting
+
+
+def load_heads(settings: EngineSettings, backbone: Backbone) -> HeadSet:
+    """Every head under the configured folders; by default the shipped heads that fit."""
+    roots: list[Path]
+    if settings.heads_dir is not None:
+        roots = list(settings.heads_dir)
+    elif settings.backbone:
+        roots = shipped_heads_for(backbone.info)
+    else:
+        roots = [PRETRAINED_HEADS]
+    head_dtype = resolve_head_dtype(settings.head_dtype)
+    heads = load_head_set(
+        roots,
+        backbone.info,
+        device=backbone.device,
+        dtype=resolve_accumulator_dtype(settings, backbone),
+        module_dtype=head_dtype,
+        skip_failures=settings.skip_bad_heads,
+        reserved=[backbone.info.main_task],
+        max_plans=settings.plan_cache_size,
+    )
+    if not heads.heads:
+        log.warning(
+            "no trained heads found under %s: serving the main task (%s) only",
+            ", ".join(map(str, roots)) or "the shipped heads",
+            backbone.info.main_task,
+        )
+    return heads
+
+
+def build_engine(settings: EngineSettings, observer: StageObserver | None = None) -> Engine:
+    if settings.threads:
+        torch.set_num_threads(settings.threads)
+    backbone = load_backbone(settings)
+    if settings.compile:
+        backbone.compile_layers()
+        log.info("backbone compiled and warmed up in %.1f s", backbone.compile_warmup())
+    heads = load_heads(settings, backbone)
+    kernel = check_kernel(settings, backbone, heads)
+    config = EngineConfig.from_settings(settings, kernel.path, backbone.device)
+    return Engine(backbone, heads, config, observer)
+
+
+def check_kernel(settings: EngineSettings, backbone: Backbone, heads: HeadSet) -> KernelChoice:
+    """The accumulator path, proven on this device before the first request (CUDA only:
+    elsewhere ``auto`` is the torch path without a check)."""
+    choice = choose_kernel(settings.kernel, backbone.device, [(backbone.dtype, heads.dtype)])
+    log.info("accumulator path: %s (%s)", choice.path, choice.reason)
+    return choice

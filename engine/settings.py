@@ -1,0 +1,112 @@
+"""The engine's settings: backbone, heads, dtypes, kernel, windows, micro-batches.
+
+One source for every engine knob. The server's ``Settings`` (server/settings.py) extends this
+class with HTTP and queue settings and reads both from flags and SIDETASK_* variables; code
+below the command line never reads the environment, it is handed an ``EngineSettings``.
+Training and the offline benchmarks build one from their own flags.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+#: Padded tokens per micro-batch when ``max_batch_tokens`` is empty, by device type. On CPU the
+#: cost per window is near its best from a few hundred tokens per pass and gets worse beyond
+#: ~1000 (benchmarks/results/step_size_cpu.json); bigger passes would only lengthen the wait
+#: of a small request beside a long one.
+BATCH_TOKENS = {"cuda": 16384, "cpu": 512}
+
+
+def split_csv(value: object) -> object:
+    """``"a, b"`` -> ``["a", "b"]``: list settings arrive as one comma separated string."""
+    if isinstance(value, str):
+        return [v.strip() for v in value.split(",") if v.strip()]
+    return value
+
+
+class EngineSettings(BaseModel):
+    """Frozen and validated when built, like infinity's EngineArgs: a bad value fails here."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    # model
+    backbone: str | None = Field(
+        None, description="Backbone folder or hub name; empty = the embedded all-MiniLM-L6-v2."
+    )
+    heads_dir: list[Path] | None = Field(
+        None,
+        description="Folders of head folders (comma separated); empty = the shipped heads.",
+    )
+    skip_bad_heads: bool = Field(
+        False, description="Start without heads that fail to load instead of refusing to start."
+    )
+    device: str = Field("auto", description="auto, cpu, cuda or cuda:N.")
+    dtype: Literal["float32", "float16", "bfloat16"] = Field(
+        "float32",
+        description="Backbone weights dtype: float16 on CUDA only; bfloat16 on CUDA or on "
+        "CPUs with AMX (several times faster than float32 there).",
+    )
+    head_dtype: Literal["auto", "float32", "float16", "bfloat16"] = Field(
+        "auto",
+        description=(
+            "Heads' compute dtype (accumulator weights and head layers; sums stay float32): "
+            "auto = float32 layers, accumulator per accumulator_dtype. bfloat16 is "
+            "faster for large batches on CPUs with AMX, slower for small ones."
+        ),
+    )
+    accumulator_dtype: Literal["auto", "float32", "float16", "bfloat16"] = Field(
+        "auto",
+        description=(
+            "dtype of the accumulator's projection matmul (GELU(Z) @ W; LayerNorm and sums "
+            "stay float32): auto = head_dtype when set, else bfloat16 for a float32 backbone "
+            "on a CPU with bf16 dot products (AVX512-BF16 or AMX), else the backbone dtype."
+        ),
+    )
+    kernel: Literal["auto", "torch", "triton"] = Field(
+        "auto",
+        description="Accumulator path: auto = Triton on CUDA once it matches the torch path on "
+        "a start-up check (else torch, with a warning), torch on CPU; triton fails start-up "
+        "on a mismatch.",
+    )
+    compile: bool = Field(
+        False,
+        description="torch.compile each backbone layer (Inductor, dynamic shapes: one graph "
+        "for every batch x length) and compile it at start-up, before /readyz says ready.",
+    )
+    plan_cache_size: int = Field(
+        64,
+        gt=0,
+        description="Task subsets whose fused accumulator weights stay built (least recently "
+        "used dropped first); each holds a copy of its heads' projections.",
+    )
+    max_length: int | None = Field(
+        None, gt=8, description="Tokens per window; empty = the backbone's own limit."
+    )
+    window_overlap: int = Field(64, ge=0, description="Tokens shared by neighbouring windows.")
+    generate_max_length: int = Field(64, gt=0, description="BART: max generated tokens.")
+    generate_num_beams: int = Field(1, gt=0, description="BART: beams (1 = greedy).")
+    threads: int | None = Field(None, gt=0, description="torch CPU threads; empty = torch default.")
+
+    # batching (the engine's micro-batches)
+    max_batch_tokens: int | None = Field(
+        None,
+        gt=0,
+        description="Padded tokens per backbone pass (micro-batch); empty = 16384 on CUDA, "
+        "512 on CPU (a CPU runs no faster per token in bigger passes, and a short pass keeps "
+        "the wait of a small request beside a long one short).",
+    )
+    max_batch_size: int = Field(
+        64, gt=0, description="Windows per backbone pass; also texts per server micro-batch."
+    )
+
+    _split = field_validator("heads_dir", mode="before")(split_csv)
+
+    def batch_tokens(self, device: torch.device | None = None) -> int:
+        """``max_batch_tokens``, or its default for ``device`` (CPU when unknown)."""
+        if self.max_batch_tokens is not None:
+            return self.max_batch_tokens
+        return BATCH_TOKENS["cuda" if device is not None and device.type == "cuda" else "cpu"]

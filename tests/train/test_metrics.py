@@ -1,0 +1,47 @@
+"""Metrics agree with scikit-learn and seqeval on hand-made cases."""
+
+from __future__ import annotations
+
+import pytest
+from seqeval.metrics import f1_score, precision_score, recall_score
+from sklearn.metrics import matthews_corrcoef
+
+from train.metrics import (
+    classification_metrics,
+    entities_to_tags,
+    format_table,
+    ner_metrics,
+)
+
+
+def test_classification_metrics_match_sklearn() -> None:
+    y_true = [0, 1, 1, 0, 1, 1, 0, 0]
+    y_pred = [0, 1, 0, 0, 1, 1, 1, 0]
+    m = classification_metrics(y_true, y_pred, ["neg", "pos"])
+    assert m["accuracy"] == pytest.approx(6 / 8)
+    assert m["correct"] == 6 and m["n"] == 8
+    assert m["mcc"] == pytest.approx(matthews_corrcoef(y_true, y_pred))
+    assert m["confusion"] == [[3, 1], [1, 3]]
+    assert "accuracy 0.7500" in format_table(m)
+
+
+def test_ner_metrics_match_seqeval() -> None:
+    y_true = [["B-PER", "I-PER", "O", "B-LOC"], ["B-ORG", "O"]]
+    y_pred = [["B-PER", "I-PER", "O", "B-ORG"], ["B-ORG", "O"]]
+    m = ner_metrics(y_true, y_pred)
+    assert m["f1"] == pytest.approx(f1_score(y_true, y_pred))
+    assert m["precision"] == pytest.approx(precision_score(y_true, y_pred))
+    assert m["recall"] == pytest.approx(recall_score(y_true, y_pred))
+    assert m["per_type"]["PER"]["f1"] == 1.0
+    assert m["per_type"]["LOC"]["recall"] == 0.0
+    assert "LOC" in format_table(m)
+
+
+def test_entity_spans_map_back_to_words() -> None:
+    tokens = ["U.S.", "envoy", "John", "Smith", "left"]
+    # "U.S. envoy John Smith left": U.S. = 0..4, John Smith = 11..21
+    ents = [
+        {"start": 0, "end": 4, "label": "LOC"},
+        {"start": 11, "end": 21, "label": "PER"},
+    ]
+    assert entities_to_tags(tokens, ents) == ["B-LOC", "O", "B-PER", "I-PER", "O"]
