@@ -31,7 +31,7 @@ from typing import Any
 import torch
 
 from benchmarks import common, workload
-from engine.flags import command_prefix, parse_with_env
+from engine.flags import EnvFlagParser, command_prefix, parse_with_env
 from models.kernels.accumulate import Segment, accumulate_torch, accumulate_triton
 
 NAME = "accumulate"
@@ -52,8 +52,8 @@ PEAKS = {
 Variant = Callable[[], object]
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="sidetask bench accumulate", description=__doc__)
+def build_parser() -> EnvFlagParser:
+    p = EnvFlagParser(prog="sidetask bench accumulate", description=__doc__)
     p.add_argument("--device", default="cuda", help="cuda (the benchmark) or cpu (small run).")
     p.add_argument("--dtypes", default=None, help="Default float16,bfloat16 (cpu: float32).")
     p.add_argument("--rows", default=None, help="Default 512,4096,16384 (cpu: 64,512).")

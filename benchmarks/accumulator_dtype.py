@@ -15,7 +15,6 @@ The JSON records whether this CPU has bf16 dot products: elsewhere bf16 is slowe
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Sequence
 from typing import Any
 
@@ -23,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from benchmarks import common
-from engine.flags import command_prefix, parse_with_env
+from engine.flags import EnvFlagParser, command_prefix, parse_with_env
 from models.hardware import cpu_has_amx_bf16, cpu_has_fast_bf16
 from models.kernels.accumulate import Segment, accumulate_torch
 
@@ -33,8 +32,8 @@ TASK_KS = (64, 64, 128)  # the shipped heads: sentiment, cola, ner
 INNER = 20  # back-to-back calls per timed round (one call at 16 rows is ~0.1 ms)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="sidetask bench accumulator_dtype", description=__doc__)
+def build_parser() -> EnvFlagParser:
+    p = EnvFlagParser(prog="sidetask bench accumulator_dtype", description=__doc__)
     common.add_common_arguments(p, repeats=7)
     p.add_argument("--rows", default="16,400,1600", help="Rows per layer (texts x tokens).")
     return p

@@ -21,13 +21,13 @@ from typing import Any
 import torch
 
 from benchmarks import common, loadgen
-from engine.flags import command_prefix, parse_with_env
+from engine.flags import EnvFlagParser, command_prefix, parse_with_env
 
 NAME = "compile"
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="sidetask bench compile", description=__doc__)
+def build_parser() -> EnvFlagParser:
+    p = EnvFlagParser(prog="sidetask bench compile", description=__doc__)
     common.add_common_arguments(p, repeats=5)
     p.add_argument("--batch", type=int, default=32, help="Texts per engine call.")
     p.add_argument("--heads-dir", type=Path, default=None, help="Default: the shipped heads.")

@@ -11,14 +11,13 @@ alone. Reported: layers run and the time ratio to the all-layers variant.
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Sequence
 from functools import partial
 from typing import Any
 
 from benchmarks import common, workload
 from benchmarks.shapes import load_backbone
-from engine.flags import command_prefix, parse_with_env
+from engine.flags import EnvFlagParser, command_prefix, parse_with_env
 from models.backbone import Backbone
 
 NAME = "early_exit"
@@ -26,8 +25,8 @@ TASKS = 3
 CUTOFF = 5e-3
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="sidetask bench early_exit", description=__doc__)
+def build_parser() -> EnvFlagParser:
+    parser = EnvFlagParser(prog="sidetask bench early_exit", description=__doc__)
     common.add_common_arguments(parser)
     parser.add_argument("--shapes", default="8x128", help="batch x length.")
     parser.add_argument("--cuts", default="", help="Last layers heads need; default a spread.")

@@ -27,7 +27,7 @@ import torch
 
 from benchmarks import common
 from benchmarks.serve import texts as bench_texts
-from engine.flags import command_prefix, parse_with_env
+from engine.flags import EnvFlagParser, command_prefix, parse_with_env
 
 #: name -> (backbone dtype, head_dtype, accumulator_dtype)
 CONFIGS = {
@@ -41,7 +41,7 @@ TASK_SETS = ("embedding", "all")  # the main task alone; every head + the main t
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p = EnvFlagParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     common.add_common_arguments(p, repeats=5)
     p.add_argument(
         "--data-dir", type=Path, default=Path("../shared/data"), help="Root of the dev files."

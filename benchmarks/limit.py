@@ -30,13 +30,13 @@ import torch
 from benchmarks import common, flops
 from benchmarks.serve import texts as serve_texts
 from benchmarks.shapes import load_backbone
-from engine.flags import command_prefix, parse_with_env
+from engine.flags import EnvFlagParser, command_prefix, parse_with_env
 
 NAME = "limit"
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="sidetask bench limit", description=__doc__)
+def build_parser() -> EnvFlagParser:
+    p = EnvFlagParser(prog="sidetask bench limit", description=__doc__)
     common.add_common_arguments(p, repeats=5)
     p.add_argument("--size", type=int, default=2048, help="Square matmul side (peak).")
     p.add_argument("--batch", type=int, default=32, help="Texts per backbone call.")

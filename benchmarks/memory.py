@@ -13,7 +13,6 @@ streaming one B·T·Σk float32 buffer.
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -21,7 +20,7 @@ import torch
 
 from benchmarks import common, workload
 from benchmarks.shapes import build_backbone
-from engine.flags import command_prefix, parse_with_env
+from engine.flags import EnvFlagParser, command_prefix, parse_with_env
 from heads.registry import HeadSet
 from models.accumulator import StreamingAccumulator
 from models.backbone import Backbone
@@ -31,8 +30,8 @@ NAME = "memory"
 MIB = 1024 * 1024
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="sidetask bench memory", description=__doc__)
+def build_parser() -> EnvFlagParser:
+    parser = EnvFlagParser(prog="sidetask bench memory", description=__doc__)
     common.add_common_arguments(parser)
     parser.add_argument("--tasks", default="1,3,8,16", help="Task counts (at --base).")
     parser.add_argument("--batches", default="1,4,16,32", help="Batches (3 tasks, --base length).")

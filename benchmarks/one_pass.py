@@ -11,7 +11,6 @@ latency; a larger batch gives the throughput.
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Sequence
 from functools import partial
 from typing import Any
@@ -20,7 +19,7 @@ from torch import Tensor
 
 from benchmarks import common, workload
 from benchmarks.shapes import load_backbone
-from engine.flags import command_prefix, parse_with_env
+from engine.flags import EnvFlagParser, command_prefix, parse_with_env
 from heads.registry import HeadSet
 from models.backbone import Backbone
 
@@ -28,8 +27,8 @@ NAME = "one_pass"
 TASKS = 3
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="sidetask bench one_pass", description=__doc__)
+def build_parser() -> EnvFlagParser:
+    parser = EnvFlagParser(prog="sidetask bench one_pass", description=__doc__)
     common.add_common_arguments(parser)
     parser.add_argument("--shapes", default="1x128,32x128", help="batch x length.")
     return parser

@@ -11,20 +11,19 @@ the two is the price of running heads as separate small ops.
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Sequence
 from functools import partial
 from typing import Any
 
 from benchmarks import common, flops, workload
 from benchmarks.shapes import load_backbone
-from engine.flags import command_prefix, parse_with_env
+from engine.flags import EnvFlagParser, command_prefix, parse_with_env
 
 NAME = "overhead"
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="sidetask bench overhead", description=__doc__)
+def build_parser() -> EnvFlagParser:
+    parser = EnvFlagParser(prog="sidetask bench overhead", description=__doc__)
     common.add_common_arguments(parser)
     parser.add_argument("--shapes", default="1x32,8x128,32x128,8x512", help="batch x length.")
     parser.add_argument("--heads", default="1,3,8,16", help="Head counts to compare.")

@@ -37,15 +37,15 @@ from typing import Any
 
 from benchmarks import common, loadgen, workload
 from benchmarks.live_server import Outcome
-from engine.flags import command_prefix, parse_with_env
+from engine.flags import EnvFlagParser, command_prefix, parse_with_env
 
 NAME = "peer"
 SST2_DEV = Path(__file__).resolve().parents[2] / "shared" / "data" / "sst2" / "dev.tsv"
 FALLBACK = "The film's quiet pacing lets every scene breathe, and the cast makes it work."
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="sidetask bench peer", description=__doc__)
+def build_parser() -> EnvFlagParser:
+    parser = EnvFlagParser(prog="sidetask bench peer", description=__doc__)
     common.add_common_arguments(parser)
     parser.add_argument("--infinity", default=shutil.which("infinity_emb") or "")
     parser.add_argument("--concurrency", type=int, default=16, help="Clients in flight.")

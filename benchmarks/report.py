@@ -5,14 +5,13 @@ python -m benchmarks.report --tag cpu > /tmp/tables.md
 
 from __future__ import annotations
 
-import argparse
 import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from benchmarks.common import RESULTS_DIR
-from engine.flags import command_prefix, parse_with_env
+from engine.flags import EnvFlagParser, command_prefix, parse_with_env
 
 
 def _mmm(s: dict[str, float], fmt: str = "{:.1f}") -> str:
@@ -204,7 +203,7 @@ def _section(path: Path, fn: Callable[[dict[str, Any]], str], tag: str) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.report", description=__doc__)
+    parser = EnvFlagParser(prog="python -m benchmarks.report", description=__doc__)
     parser.add_argument("--results", type=Path, default=RESULTS_DIR)
     parser.add_argument("--tag", default="cpu", help="Result suffix: cpu, cuda_float16, ...")
     args = parse_with_env(parser, argv, command_prefix("bench", "report"))

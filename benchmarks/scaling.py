@@ -11,7 +11,6 @@ its encoder only in both (generation is a different workload).
 
 from __future__ import annotations
 
-import argparse
 import gc
 from collections.abc import Sequence
 from functools import partial
@@ -19,14 +18,14 @@ from typing import Any
 
 from benchmarks import common, flops, workload
 from benchmarks.shapes import SHAPES, build_backbone
-from engine.flags import command_prefix, parse_with_env
+from engine.flags import EnvFlagParser, command_prefix, parse_with_env
 
 NAME = "scaling"
 TASKS = 3
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="sidetask bench scaling", description=__doc__)
+def build_parser() -> EnvFlagParser:
+    parser = EnvFlagParser(prog="sidetask bench scaling", description=__doc__)
     common.add_common_arguments(parser)
     parser.add_argument("--backbones", default=",".join(SHAPES), help=f"From {SHAPES}.")
     parser.add_argument("--shapes", default="1x128", help="batch x length.")

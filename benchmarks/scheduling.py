@@ -43,16 +43,17 @@ from benchmarks.live_server import (
     latency_summary,
     write_random_heads,
 )
+from engine.flags import EnvFlagParser, command_prefix, parse_with_env
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="sidetask bench scheduling", description=__doc__)
+    p = EnvFlagParser(prog="sidetask bench scheduling", description=__doc__)
     common.add_common_arguments(p, repeats=5)
     p.add_argument("--requests", type=int, default=40, help="Lone requests per variant/round.")
     p.add_argument("--seconds", type=float, default=10.0, help="Length of each load phase.")
     p.add_argument("--budget", type=int, default=65536, help="The server's max_request_tokens.")
     p.add_argument("--data-dir", type=Path, default=Path("../shared/data"))
-    return p.parse_args(argv)
+    return parse_with_env(p, argv, command_prefix("bench", "scheduling"))
 
 
 def sentences(data_dir: Path) -> list[str]:

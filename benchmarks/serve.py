@@ -35,7 +35,7 @@ from typing import Any
 from benchmarks import common, loadgen, workload
 from benchmarks.live_server import Outcome, ServerProcess, closed_loop, server_env, summarise
 from benchmarks.shapes import load_backbone
-from engine.flags import command_prefix, parse_with_env
+from engine.flags import EnvFlagParser, command_prefix, parse_with_env
 
 HEADS = (("sentiment", "sequence", 64), ("cola", "sequence", 64), ("ner", "token", 128))
 TASK_SETS: dict[str, list[str]] = {
@@ -56,7 +56,7 @@ def texts(n: int, sentences_per_text: int = 2) -> list[str]:
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p = EnvFlagParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     common.add_common_arguments(p, repeats=5)
     p.add_argument("--concurrency", type=common.parse_ints, default=[1, 8, 32, 128])
     p.add_argument("--offline-batches", type=common.parse_ints, default=[1, 8, 32, 64])

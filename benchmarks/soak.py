@@ -37,7 +37,7 @@ from benchmarks.live_server import (
     server_env,
     write_random_heads,
 )
-from engine.flags import command_prefix, parse_with_env
+from engine.flags import EnvFlagParser, command_prefix, parse_with_env
 
 RESULTS = Path(__file__).resolve().parent / "results"
 EXTRA = [
@@ -50,7 +50,7 @@ TASK_SETS: list[list[str] | None] = [None, ["sentiment"], ["ner"], ["sentiment",
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p = EnvFlagParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--backbone", default=None, help="Backbone folder; default packaged MiniLM.")
     p.add_argument("--heads-dir", type=Path, default=None, help="Heads; default random heads.")
     p.add_argument("--threads", type=int, default=1, help="Server torch threads.")

@@ -20,14 +20,15 @@ from typing import Any
 from benchmarks import common
 from benchmarks.live_server import write_random_heads
 from benchmarks.scheduling import reviews, sentences
+from engine.flags import EnvFlagParser, command_prefix, parse_with_env
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="sidetask bench step_size", description=__doc__)
+    p = EnvFlagParser(prog="sidetask bench step_size", description=__doc__)
     common.add_common_arguments(p, repeats=5)
     p.add_argument("--rows", default="1,2,4,8,16,32", help="Windows per step to measure.")
     p.add_argument("--data-dir", type=Path, default=Path("../shared/data"))
-    return p.parse_args(argv)
+    return parse_with_env(p, argv, command_prefix("bench", "step_size"))
 
 
 def windows(engine: Any, texts: Sequence[str], length: int | None) -> list[Any]:

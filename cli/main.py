@@ -17,7 +17,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from engine.flags import command_prefix, document_env, with_env
+from engine.flags import EnvFlagParser, command_prefix, document_env, with_env
 from server.settings import Settings
 
 # Subcommands whose own (non-Settings) flags read SIDETASK_<COMMAND>_<FLAG>; bench reads
@@ -124,8 +124,8 @@ def _print_readable(texts: Sequence[str], payload: dict[str, Any]) -> None:
     print(f"({payload['backbone']}: {usage['tokens']} tokens, {usage['layers_run']} layers run)")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+def build_parser() -> EnvFlagParser:
+    parser = EnvFlagParser(
         prog="sidetask",
         description="Many lightweight task heads answering from one frozen transformer pass.",
     )
@@ -157,7 +157,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_bench_parser(sub)
     for command in ENV_COMMANDS:
-        document_env(sub.choices[command], command_prefix(command), skip=_settings_flags(command))
+        document_env(
+            parser.subcommands()[command], command_prefix(command), skip=_settings_flags(command)
+        )
     return parser
 
 
@@ -167,7 +169,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     words = list(sys.argv[1:] if argv is None else argv)
     command = next((w for w in words if not w.startswith("-")), None)
     if command in ENV_COMMANDS:
-        sub = _subcommands(parser)[command]
+        sub = parser.subcommands()[command]
         words = with_env(sub, command_prefix(command), words, skip=_settings_flags(command))
     return parser.parse_args(words)
 
@@ -180,13 +182,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _settings_flags(command: str) -> Iterable[str]:
     """The flags that are Settings (read as SIDETASK_<FIELD> by pydantic-settings)."""
     return Settings.model_fields if command in ("serve", "analyze") else ()
-
-
-def _subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            return dict(action.choices)
-    return {}
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ import os
 import shlex
 import sys
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 TRUE = {"1", "true", "yes", "on"}
 FALSE = {"0", "false", "no", "off", ""}
@@ -27,19 +28,51 @@ def command_prefix(*words: str) -> str:
     return "SIDETASK_" + "".join(w.replace("-", "_").upper() + "_" for w in words)
 
 
+class EnvFlagParser(argparse.ArgumentParser):
+    """An ArgumentParser that remembers its flags and subcommands.
+
+    argparse keeps the list of a parser's actions private; this subclass records each action
+    as ``add_argument`` returns it (and the subcommand table as ``add_subparsers`` returns
+    it), so the environment can be read for exactly the declared flags through public API
+    only. Subcommand parsers are of this class too (argparse builds them with the parent's).
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.flag_actions: list[argparse.Action] = []
+        self.subcommand_action: argparse.Action | None = None
+        super().__init__(*args, **kwargs)
+
+    def add_argument(self, *args: Any, **kwargs: Any) -> argparse.Action:
+        action = super().add_argument(*args, **kwargs)
+        self.flag_actions.append(action)
+        return action
+
+    def add_subparsers(self, **kwargs: Any) -> Any:
+        self.subcommand_action = super().add_subparsers(**kwargs)
+        return self.subcommand_action
+
+    def subcommands(self) -> dict[str, EnvFlagParser]:
+        """Subcommand name -> its parser (empty without subcommands)."""
+        if self.subcommand_action is None or self.subcommand_action.choices is None:
+            return {}
+        return dict(self.subcommand_action.choices)  # type: ignore[arg-type]
+
+
 def _long_flag(action: argparse.Action) -> str | None:
     longs = [s for s in action.option_strings if s.startswith("--") and not s.startswith("--no-")]
-    if not longs or isinstance(action, argparse._HelpAction | argparse._VersionAction):
+    if not longs or action.default == argparse.SUPPRESS:  # --help, --version
         return None
     return max(longs, key=len)
 
 
 def _flag_actions(
-    parser: argparse.ArgumentParser, skip: Iterable[str] = ()
+    parser: EnvFlagParser, skip: Iterable[str] = ()
 ) -> list[tuple[argparse.Action, str]]:
+    if not isinstance(parser, EnvFlagParser):
+        raise TypeError("build the parser with engine.flags.EnvFlagParser to read flags from env")
     skipped = set(skip)
     out = []
-    for action in parser._actions:
+    for action in parser.flag_actions:
         flag = _long_flag(action)
         if flag is not None and action.dest not in skipped:
             out.append((action, flag))
@@ -50,7 +83,7 @@ def env_name(prefix: str, flag: str) -> str:
     return prefix + flag.removeprefix("--").replace("-", "_").upper()
 
 
-def document_env(parser: argparse.ArgumentParser, prefix: str, skip: Iterable[str] = ()) -> None:
+def document_env(parser: EnvFlagParser, prefix: str, skip: Iterable[str] = ()) -> None:
     """Name each flag's variable in its --help text."""
     for action, flag in _flag_actions(parser, skip):
         if action.help == argparse.SUPPRESS or ENV_MARK in (action.help or ""):
@@ -71,7 +104,7 @@ def _given(action: argparse.Action, argv: Sequence[str]) -> bool:
     return False
 
 
-def _switch(raw: str, name: str, parser: argparse.ArgumentParser) -> bool:
+def _switch(raw: str, name: str, parser: EnvFlagParser) -> bool:
     value = raw.strip().lower()
     if value in TRUE:
         return True
@@ -81,7 +114,7 @@ def _switch(raw: str, name: str, parser: argparse.ArgumentParser) -> bool:
 
 
 def env_tokens(
-    parser: argparse.ArgumentParser,
+    parser: EnvFlagParser,
     prefix: str,
     argv: Sequence[str],
     skip: Iterable[str] = (),
@@ -106,7 +139,7 @@ def env_tokens(
 
 
 def parse_with_env(
-    parser: argparse.ArgumentParser, argv: Sequence[str] | None, prefix: str
+    parser: EnvFlagParser, argv: Sequence[str] | None, prefix: str
 ) -> argparse.Namespace:
     """``parser.parse_args`` with unset flags taken from ``<prefix><FLAG>`` variables."""
     words = list(sys.argv[1:] if argv is None else argv)
@@ -115,7 +148,7 @@ def parse_with_env(
 
 
 def with_env(
-    parser: argparse.ArgumentParser,
+    parser: EnvFlagParser,
     prefix: str,
     words: Sequence[str],
     skip: Iterable[str] = (),

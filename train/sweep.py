@@ -8,7 +8,6 @@ shows recorded numbers only, one dot per seed, with each setting's mean and stan
 
 from __future__ import annotations
 
-import argparse
 import glob
 import statistics
 import sys
@@ -16,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine.flags import command_prefix, parse_with_env
+from engine.flags import EnvFlagParser, command_prefix, parse_with_env
 from heads.io import read_manifest
 from train.plots import pyplot
 
@@ -99,9 +98,7 @@ def plot(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(
-        prog="python -m train.sweep", description=__doc__, fromfile_prefix_chars="@"
-    )
+    p = EnvFlagParser(prog="python -m train.sweep", description=__doc__, fromfile_prefix_chars="@")
     p.add_argument(
         "settings",
         nargs="+",

@@ -7,7 +7,7 @@ import argparse
 import pytest
 
 from benchmarks import serve as serve_bench
-from cli.main import ENV_COMMANDS, _subcommands, build_parser, parse_args
+from cli.main import ENV_COMMANDS, build_parser, parse_args
 from server.settings import Settings
 
 TRAIN = ["train", "--task", "t", "--kind", "sequence", "--train", "a", "--dev", "b", "--out", "o"]
@@ -81,11 +81,11 @@ def test_analyze_settings_stay_sidetask_field_variables(
 
 
 def test_every_flag_names_its_variable_in_help() -> None:
-    subs = _subcommands(build_parser())
+    subs = build_parser().subcommands()
     for command in ENV_COMMANDS:
-        for action in subs[command]._actions:
+        for action in subs[command].flag_actions:
             longs = [s for s in action.option_strings if s.startswith("--")]
-            if not longs or isinstance(action, argparse._HelpAction):
+            if not longs or action.default == argparse.SUPPRESS:  # --help
                 continue
             if command == "analyze" and action.dest in Settings.model_fields:
                 assert "[env SIDETASK_" + action.dest.upper() in (action.help or "")
@@ -100,3 +100,24 @@ def test_benchmark_flags_come_from_the_environment(monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("SIDETASK_BENCH_SERVE_CONCURRENCY", "1,4")
     args = serve_bench.parse_args(["--ramp-up", "0.5"])
     assert args.seconds == 2.5 and args.concurrency == [1, 4] and args.ramp_up == 0.5
+
+
+@pytest.mark.parametrize("name", ["scheduling", "step_size", "overhead", "peer"])
+def test_every_benchmark_reads_its_flags_from_the_environment(
+    name: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import importlib
+
+    module = importlib.import_module(f"benchmarks.{name}")
+    monkeypatch.setenv(f"SIDETASK_BENCH_{name.upper()}_REPEATS", "not-a-number")
+    with pytest.raises(SystemExit) as exc:
+        module.main([])
+    assert exc.value.code == 2  # argparse refused the variable's value before any work
+    assert "--repeats" in capsys.readouterr().err
+
+
+def test_a_plain_argument_parser_is_refused_with_the_fix() -> None:
+    from engine.flags import parse_with_env
+
+    with pytest.raises(TypeError, match="EnvFlagParser"):
+        parse_with_env(argparse.ArgumentParser(), [], "SIDETASK_X_")
