@@ -36,12 +36,12 @@ def build_parser() -> EnvFlagParser:
 
 def engines(ctx: common.BenchContext, args: argparse.Namespace) -> dict[str, Any]:
     from engine.loading import build_engine
-    from server.settings import Settings
+    from engine.settings import EngineSettings
 
     out: dict[str, Any] = {}
     for name, compiled in (("eager", False), ("compiled", True)):
         started = time.perf_counter()
-        settings = Settings(  # type: ignore[call-arg]
+        settings = EngineSettings(
             backbone=args.backbone,
             heads_dir=None if args.heads_dir is None else [args.heads_dir],
             device=str(ctx.device),

@@ -45,14 +45,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     ctx = common.setup(args)
     from engine.loading import build_engine
-    from server.settings import Settings
+    from engine.settings import EngineSettings
 
     values: dict[str, Any] = {"threads": args.threads}
     with tempfile.TemporaryDirectory() as tmp:
         if args.backbone:  # another backbone: random heads of the method's sizes
             heads = write_random_heads(args.backbone, Path(tmp) / "heads")
             values.update(backbone=args.backbone, heads_dir=[heads])
-        engine = build_engine(Settings(**values))
+        engine = build_engine(EngineSettings(**values))
     full = engine.backbone.info.max_length
     rows = common.parse_ints(args.rows)
     pools = {
