@@ -11,6 +11,7 @@ from __future__ import annotations
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from heads.task_head import TaskHead
+from train.config import ConfigError
 
 
 def weight_average(head: TaskHead, decay: float) -> AveragedModel | None:
@@ -19,7 +20,7 @@ def weight_average(head: TaskHead, decay: float) -> AveragedModel | None:
     if decay == 0:
         return None
     if not 0 < decay < 1:
-        raise SystemExit(f"--ema takes a decay in (0, 1), e.g. 0.99; got {decay}")
+        raise ConfigError(f"--ema takes a decay in (0, 1), e.g. 0.99; got {decay}")
     return AveragedModel(head, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
 
 

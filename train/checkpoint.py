@@ -11,6 +11,7 @@ from safetensors.torch import load_file, save_file
 from torch.optim.swa_utils import AveragedModel
 
 from heads.task_head import TaskHead
+from train.config import ConfigError
 
 STATE_DIR = "checkpoint"
 
@@ -68,10 +69,10 @@ def load_checkpoint(
     )
     ema = {k.removeprefix("ema."): v for k, v in tensors.items() if k.startswith("ema.")}
     if averaged is None and ema:
-        raise SystemExit(f"{folder} holds a weight average: resume with the run's --ema")
+        raise ConfigError(f"{folder} holds a weight average: resume with the run's --ema")
     if averaged is not None:
         if not ema:
-            raise SystemExit(f"{folder} holds no weight average: resume without --ema")
+            raise ConfigError(f"{folder} holds no weight average: resume without --ema")
         averaged.load_state_dict(ema)
     state: dict[int, dict[str, Any]] = {}
     for key, value in tensors.items():

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from train.config import ConfigError, class_weights_problem
 from train.data import Example, TokenExample, label_index
 
 
@@ -41,18 +42,7 @@ def class_weights(
         weights = np.zeros_like(counts)
         weights[present] = counts.sum() / (present.sum() * counts[present])
         return torch.tensor(weights, dtype=torch.float32)
-    try:
-        values = [float(v) for v in spec]
-    except ValueError:
-        raise SystemExit(
-            f"--class-weights takes 'balanced' or one number per label, got {' '.join(spec)}"
-        ) from None
-    if len(values) != len(labels):
-        raise SystemExit(
-            f"--class-weights takes one weight per label ({len(labels)}: {', '.join(labels)}), "
-            f"got {len(values)}"
-        )
-    if any(not v > 0 for v in values):
-        # a zero weight would make a batch holding only that label a 0/0 (NaN) loss
-        raise SystemExit("--class-weights must be positive")
-    return torch.tensor(values, dtype=torch.float32)
+    problem = class_weights_problem(spec, labels)
+    if problem:
+        raise ConfigError(problem)
+    return torch.tensor([float(v) for v in spec], dtype=torch.float32)

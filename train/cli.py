@@ -1,16 +1,22 @@
 """`sidetask train` and `sidetask eval`: argument parsers and their entry points.
 
 Heavy imports (torch, transformers) happen inside the commands, not at parser build time.
+A setting that cannot work (:class:`train.config.ConfigError`, raised when the config is
+built or when it meets the data) and a malformed data file (:class:`train.data.DataError`)
+end the command like an argparse error: ``sidetask train: error: ...``, exit status 2.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import sys
 from typing import Any
 
-from train.config import config_defaults
-from train.data import CASE_VIEWS, FORMATS
+from train.config import ConfigError, config_defaults
+from train.data import CASE_VIEWS, FORMATS, DataError
+
+USAGE_ERROR = 2  # argparse's exit status for a bad command line
 
 
 class DefaultsHelp(argparse.ArgumentDefaultsHelpFormatter):
@@ -212,7 +218,27 @@ def add_eval_parser(sub: Any) -> None:
     p.set_defaults(func=run_eval)
 
 
+def usage_error(command: str, exc: Exception) -> int:
+    """Report ``exc`` as argparse reports a bad flag; the exit status for ``main``."""
+    print(f"sidetask {command}: error: {exc}", file=sys.stderr)
+    return USAGE_ERROR
+
+
 def run_train(args: argparse.Namespace) -> int:
+    try:
+        return _train(args)
+    except (ConfigError, DataError) as exc:
+        return usage_error("train", exc)
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    try:
+        return _eval(args)
+    except (ConfigError, DataError) as exc:
+        return usage_error("eval", exc)
+
+
+def _train(args: argparse.Namespace) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from models.defaults import open_backbone
     from train.config import TrainConfig
@@ -221,7 +247,7 @@ def run_train(args: argparse.Namespace) -> int:
 
     fields = {k: v for k, v in vars(args).items() if k in TrainConfig.__dataclass_fields__}
     fields["labels"] = args.labels.split(",") if args.labels else None
-    cfg = TrainConfig(**fields)
+    cfg = TrainConfig(**fields)  # refuses a bad combination of flags (ConfigError)
     best = train(cfg)
     if not best:
         print("no evaluation ran; nothing saved")
@@ -249,7 +275,7 @@ def run_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_eval(args: argparse.Namespace) -> int:
+def _eval(args: argparse.Namespace) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch
 

@@ -1,12 +1,22 @@
-"""Every knob of one training run; recorded verbatim in the head's manifest."""
+"""Every knob of one training run; recorded verbatim in the head's manifest.
+
+A config checks itself when it is built: a combination that cannot work raises
+:class:`ConfigError` naming the flag to fix, before any model or data is loaded.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from typing import Any
 
 
-@dataclass
+class ConfigError(ValueError):
+    """A training setting (or its clash with the data) that cannot work; the message names
+    the flag to fix. ``sidetask train`` prints it as a usage error (exit status 2)."""
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     task: str
     kind: str  # "sequence" | "token"
@@ -58,6 +68,11 @@ class TrainConfig:
     description: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        for broken, message in (*_head_rules(self), *_case_rules(self), *_data_rules(self)):
+            if broken:
+                raise ConfigError(message)
+
     @property
     def selection_metric(self) -> str:
         return self.metric or ("f1" if self.kind == "token" else "accuracy")
@@ -69,3 +84,96 @@ class TrainConfig:
 def config_defaults() -> dict[str, Any]:
     """Every knob's default: `sidetask train` takes its flag defaults from here."""
     return {f.name: f.default for f in fields(TrainConfig) if f.default is not MISSING}
+
+
+Rule = tuple[bool, str]  # (broken, what to fix)
+
+
+def _head_rules(c: TrainConfig) -> list[Rule]:
+    """The head's shape and its optimisation."""
+    sequence_only = "is for sequence heads (--kind sequence) only"
+    return [
+        (c.pooling != "mean" and c.kind != "sequence", f"--pooling {sequence_only}"),
+        (c.block != "attention" and c.kind != "sequence", f"--block {sequence_only}"),
+        (
+            not 0 <= c.label_smoothing < 1,
+            f"--label-smoothing takes a share in [0, 1), got {c.label_smoothing}",
+        ),
+        (c.lr_patience < 0, f"--lr-patience takes a count >= 0, got {c.lr_patience}"),
+        (
+            c.ema != 0 and not 0 < c.ema < 1,
+            f"--ema takes a decay in (0, 1), e.g. 0.99; got {c.ema}",
+        ),
+    ]
+
+
+def _case_rules(c: TrainConfig) -> list[Rule]:
+    """Casing features and the case views they are trained and selected on."""
+    return [
+        (
+            c.case_features and c.kind != "token",
+            "--case-features is for token heads (--kind token) only",
+        ),
+        (
+            bool(c.case_dropout) and not (c.case_features and 0 < c.case_dropout < 1),
+            "--case-dropout takes a share in (0, 1) and needs --case-features",
+        ),
+        (
+            bool(c.case_upper) and not (c.case_features and 0 < c.case_dropout + c.case_upper < 1),
+            "--case-upper takes a share in (0, 1 - case dropout), needs --case-features",
+        ),
+        (
+            c.select_case not in ("as-is", "all"),
+            f"--select-case takes as-is or all, got {c.select_case!r}",
+        ),
+        (
+            c.select_case == "all" and not c.case_features,
+            "--select-case all is for token heads with --case-features",
+        ),
+    ]
+
+
+def _data_rules(c: TrainConfig) -> list[Rule]:
+    """Per-file options, per-label weights and the validation split."""
+    files, weights = len(c.train), c.train_weights
+    class_weights = class_weights_problem(c.class_weights, c.labels)
+    return [
+        (
+            c.max_examples is not None and len(c.max_examples) not in (1, files),
+            "--max-examples takes one value or one per training file",
+        ),
+        (
+            weights is not None and len(weights) != files,
+            "--train-weights takes one weight per training file",
+        ),
+        (
+            weights is not None and any(not w > 0 for w in weights),
+            "--train-weights must be positive",
+        ),
+        (
+            not 0 <= c.val_fraction < 0.5,
+            f"--val-fraction takes a share in [0, 0.5), got {c.val_fraction}",
+        ),
+        (class_weights is not None, class_weights or ""),
+    ]
+
+
+def class_weights_problem(spec: Sequence[str] | None, labels: Sequence[str] | None) -> str | None:
+    """What is wrong with ``--class-weights`` (None: nothing). The config checks the count
+    when ``--labels`` is given; :func:`train.class_weights.class_weights` once the labels are
+    read from the data."""
+    if not spec or list(spec) == ["balanced"]:
+        return None
+    try:
+        values = [float(v) for v in spec]
+    except ValueError:
+        return f"--class-weights takes 'balanced' or one number per label, got {' '.join(spec)}"
+    if labels and len(values) != len(labels):
+        return (
+            f"--class-weights takes one weight per label ({len(labels)}: {', '.join(labels)}), "
+            f"got {len(values)}"
+        )
+    if any(not v > 0 for v in values):
+        # a zero weight would make a batch holding only that label a 0/0 (NaN) loss
+        return "--class-weights must be positive"
+    return None

@@ -25,6 +25,7 @@ from heads.casing import SPECIAL, token_case_ids, window_case_ids
 from models.backbone import Backbone
 from models.reference import all_hidden_states
 from models.windows import collate, encode_texts, make_windows, plan_batches
+from train.config import ConfigError
 from train.data import Example, TokenExample, case_view, label_index
 
 IGNORE = -100
@@ -240,9 +241,9 @@ def with_upper_case_ids(
 ) -> CachedSplit:
     """``split`` with ``case_upper``: the casing classes its tokens have in the upper-cased
     text. Only right for a tokenizer that ignores case (the cached states are reused), which
-    :func:`ignores_case` checks (else SystemExit)."""
+    :func:`ignores_case` checks (else ConfigError)."""
     if not ignores_case(tokenizer, examples):
-        raise SystemExit(CASED_TOKENIZER)
+        raise ConfigError(CASED_TOKENIZER)
     upper = case_view(examples, "upper")
     return replace(split, case_upper=case_ids_of(split, upper, tokenizer, max_length, overlap))
 

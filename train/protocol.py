@@ -23,7 +23,7 @@ from heads.io import load_head, save_head
 from heads.task_head import TaskHead
 from models.backbone import Backbone
 from train.calibration import calibration_report, fit_temperature
-from train.config import TrainConfig
+from train.config import ConfigError, TrainConfig
 from train.data import CASE_VIEWS, Example, TextExample, case_view, label_index
 from train.evaluate import predict_cached, score, sequence_logits, token_logits
 from train.features import (
@@ -97,8 +97,6 @@ def carve_validation(
     """(training examples, training splits, validation sets, what was held out) per file."""
     if cfg.val_fraction == 0:
         return train_sets, splits, [], []
-    if not 0 < cfg.val_fraction < 0.5:
-        raise SystemExit(f"--val-fraction takes a share in [0, 0.5), got {cfg.val_fraction}")
     kept_ex, kept_splits, vals, record = [], [], [], []
     for name, examples, split in zip(names, train_sets, splits, strict=True):
         tr, va = carve(len(examples), cfg.val_fraction, cfg.val_seed, cfg.val_block)
@@ -120,7 +118,7 @@ def case_views(sets: list[EvalSet], backbone: Backbone, cfg: TrainConfig) -> lis
     for s in sets:
         out.append(s)
         if not ignores_case(tok, s.examples):
-            raise SystemExit(CASED_TOKENIZER)
+            raise ConfigError(CASED_TOKENIZER)
         for view in CASE_VIEWS[1:]:
             examples = case_view(s.examples, view)
             split = replace(

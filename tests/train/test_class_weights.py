@@ -47,6 +47,6 @@ def test_explicit_weights_and_unweighted_default() -> None:
         (["0", "1"], "positive"),
     ],
 )
-def test_bad_specs_exit_with_a_message(spec: list[str], message: str) -> None:
-    with pytest.raises(SystemExit, match=message):
+def test_bad_specs_are_refused_with_a_message(spec: list[str], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
         class_weights(spec, TEXTS, LABELS)

@@ -84,5 +84,5 @@ def test_out_of_range_values_are_refused(
     tmp_path: Path, tiny_roberta_dir: Path, option: dict[str, float], message: str
 ) -> None:
     data = sentiment_file(tmp_path / "toy.jsonl", repeat=1)
-    with pytest.raises(SystemExit, match=message):
+    with pytest.raises(ValueError, match=message):
         train(config(tmp_path, tiny_roberta_dir, "sequence", data, **option))
