@@ -77,17 +77,15 @@ def build_engines(args: argparse.Namespace, ctx: common.BenchContext) -> dict[st
 
 def _same(a: Any, b: Any) -> bool:
     if isinstance(a, list):  # entities: same spans and labels
-        return [(e["label"], e["start"], e["end"]) for e in a] == [
-            (e["label"], e["start"], e["end"]) for e in b
-        ]
-    return bool(a["label"] == b["label"])
+        return [(e.label, e.start, e.end) for e in a] == [(e.label, e.start, e.end) for e in b]
+    return bool(a.label == b.label)
 
 
 def _score_gap(a: Any, b: Any) -> float:
     if isinstance(a, list):
         pairs = zip(a, b, strict=True) if len(a) == len(b) else iter(())
-        return max((abs(x["score"] - y["score"]) for x, y in pairs), default=0.0)
-    return float(abs(a["score"] - b["score"]))
+        return max((abs(x.score - y.score) for x, y in pairs), default=0.0)
+    return float(abs(a.score - b.score))
 
 
 def quality(engines: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
@@ -111,7 +109,7 @@ def quality(engines: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]
         head = engines["fp32"].heads.heads[task]
         row: dict[str, Any] = {"file": rel, "n": len(examples)}
         for name, got in answers.items():
-            preds = got if head.kind == "token" else [head.labels.index(a["label"]) for a in got]
+            preds = got if head.kind == "token" else [head.labels.index(a.label) for a in got]
             metrics = score(head, examples, preds)
             ref = answers["fp32"]
             row[name] = {

@@ -9,16 +9,19 @@ Heavy imports happen only inside the chosen subcommand.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import types
 import typing
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.flags import EnvFlagParser, command_prefix, document_env, with_env
 from server.settings import Settings
+
+if TYPE_CHECKING:
+    from engine.prepared import AnalyzePayload
+    from heads.answers import TaskAnswer
 
 # Subcommands whose own (non-Settings) flags read SIDETASK_<COMMAND>_<FLAG>; bench reads
 # SIDETASK_BENCH_<NAME>_<FLAG> in each benchmark's parser.
@@ -96,32 +99,37 @@ def _analyze(args: argparse.Namespace) -> int:
     except UnknownTaskError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    payload = result.payload(engine.backbone.info.name)
+    name = engine.backbone.info.name
     if args.json:
-        print(json.dumps(payload, ensure_ascii=False))
+        print(result.payload_json(name).decode())  # the route's bytes
     else:
-        _print_readable(texts, payload)
+        _print_readable(texts, result.payload(name))
     return 0
 
 
-def _print_readable(texts: Sequence[str], payload: dict[str, Any]) -> None:
-    for text, answer in zip(texts, payload["results"], strict=True):
+def _print_readable(texts: Sequence[str], payload: AnalyzePayload) -> None:
+    for text, answer in zip(texts, payload.results, strict=True):
         print(f"> {text[:80]}")
         for task, value in answer.items():
-            if isinstance(value, dict):
-                print(f"  {task}: {value['label']} ({value['score']:.3f})")
-            elif task == "embedding":
-                head = ", ".join(f"{x:.4f}" for x in value[:4])
-                print(f"  {task}: [{head}, ...] ({len(value)} floats)")
-            elif isinstance(value, list):
-                spans = "; ".join(
-                    f"{e['text']} {e['label']} [{e['start']}:{e['end']}]" for e in value
-                )
-                print(f"  {task}: {spans or '(none)'}")
-            else:
-                print(f"  {task}: {value}")
-    usage = payload["usage"]
-    print(f"({payload['backbone']}: {usage['tokens']} tokens, {usage['layers_run']} layers run)")
+            print(f"  {task}: {_readable(value)}")
+    usage = payload.usage
+    print(f"({payload.backbone}: {usage.tokens} tokens, {usage.layers_run} layers run)")
+
+
+def _readable(value: TaskAnswer) -> str:
+    from heads.answers import ClassAnswer, Entity, MultiLabelAnswer
+
+    if isinstance(value, ClassAnswer):
+        return f"{value.label} ({value.score:.3f})"
+    if isinstance(value, MultiLabelAnswer):
+        return "; ".join(f"{x.label} ({x.score:.3f})" for x in value.labels) or "(none)"
+    if isinstance(value, str):
+        return value
+    entities = [e for e in value if isinstance(e, Entity)]
+    if len(entities) == len(value):  # entities, or none found
+        return "; ".join(f"{e.text} {e.label} [{e.start}:{e.end}]" for e in entities) or "(none)"
+    head = ", ".join(f"{x:.4f}" for x in value[:4])
+    return f"[{head}, ...] ({len(value)} floats)"
 
 
 def build_parser() -> EnvFlagParser:

@@ -27,7 +27,7 @@ from engine.prepared import (
 from engine.settings import EngineSettings
 from heads.registry import HeadSet
 from models.accumulator import StreamingAccumulator
-from models.backbone import Backbone
+from models.backbone import Backbone, GenerateOptions
 from models.windows import Window, collate, encode_texts, make_windows, plan_batches
 
 __all__ = [
@@ -187,7 +187,7 @@ class Engine:
                 plan, ids.shape[0], ids.shape[1], backbone.device, self.config.kernel
             )
             last_layer = plan.last_layer
-        gen = {
+        gen: GenerateOptions = {
             "max_length": self.config.generate_max_length,
             "num_beams": self.config.generate_num_beams,
         }

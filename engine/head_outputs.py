@@ -8,22 +8,23 @@ computing, no state has changed and the batcher can retry a subset of the window
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
 
 import torch
 
 from engine.prepared import AnalyzeResult, PreparedRequest, TextState, WindowItem
+from heads.answers import ClassAnswer, MainOutput, TextAnswers
 from heads.casing import token_case_ids, window_case_ids
 from heads.modules import SequenceClassificationHead
 from heads.postprocess import classification_answer, token_entities
 from heads.registry import HeadSet
 from heads.task_head import TaskHead
+from models.backbone import ForwardResult
 
 Commit = Callable[[], None]
 
 
 def main_commits(
-    items: Sequence[WindowItem], out: Any, decode: Callable[[Any], str]
+    items: Sequence[WindowItem], out: ForwardResult, decode: Callable[[torch.Tensor], str]
 ) -> list[Commit]:
     """The main task's output (embedding or generated text) of every text's first window."""
     commits: list[Commit] = []
@@ -32,7 +33,7 @@ def main_commits(
         if item.window.start != 0 or not st.main:
             continue
         if out.embedding is not None:
-            value: Any = out.embedding[row].float().cpu().tolist()
+            value: MainOutput = out.embedding[row].float().cpu().tolist()
         elif out.generated is not None:
             value = decode(out.generated[row])
         else:
@@ -41,7 +42,7 @@ def main_commits(
     return commits
 
 
-def _setter(st: TextState, value: Any) -> Commit:
+def _setter(st: TextState, value: MainOutput) -> Commit:
     def commit() -> None:
         st.main_output = value
 
@@ -114,10 +115,10 @@ def build_result(prepared: PreparedRequest, main_task: str) -> AnalyzeResult:
     return AnalyzeResult(answers, prepared.tokens, prepared.layers_run)
 
 
-def _classify(states: Sequence[TextState], heads: HeadSet) -> list[dict[str, dict[str, Any]]]:
+def _classify(states: Sequence[TextState], heads: HeadSet) -> list[dict[str, ClassAnswer]]:
     """Every sequence head's answer for every text that asked for it, one classifier call
     per head (the windows' pooled sums are complete once all micro-batches ran)."""
-    out: list[dict[str, dict[str, Any]]] = [{} for _ in states]
+    out: list[dict[str, ClassAnswer]] = [{} for _ in states]
     for name, head in heads.heads.items():
         if not isinstance(head.head, SequenceClassificationHead):
             continue
@@ -136,9 +137,9 @@ def _classify(states: Sequence[TextState], heads: HeadSet) -> list[dict[str, dic
 
 
 def _answer(
-    st: TextState, heads: HeadSet, classified: dict[str, dict[str, Any]], main_task: str
-) -> dict[str, Any]:
-    answer: dict[str, Any] = {}
+    st: TextState, heads: HeadSet, classified: dict[str, ClassAnswer], main_task: str
+) -> TextAnswers:
+    answer: TextAnswers = {}
     for name in sorted(st.tasks):
         if name in classified:
             answer[name] = classified[name]
@@ -150,5 +151,7 @@ def _answer(
         # over each word's argmax on every case view (docs/quality.md)
         answer[name] = token_entities(st.text, enc.offsets, enc.word_ids, table, head.labels)
     if st.main:
+        if st.main_output is None:  # window 0 always runs when the main task is asked for
+            raise RuntimeError(f"no {main_task} output for a text that asked for it")
         answer[main_task] = st.main_output
     return answer

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import cast
 
+import orjson
 import torch
 
+from heads.answers import ClassAnswer, Embedding, MainOutput, TextAnswers
 from heads.registry import HeadSet
 from models.windows import TextEncoding, Window
 
@@ -34,20 +36,56 @@ class AnalyzeRequest:
     tasks: list[str] | None = None
 
 
-@dataclass
-class AnalyzeResult:
-    results: list[dict[str, Any]]
+@dataclass(frozen=True, slots=True)
+class Usage:
     tokens: int
     layers_run: int
 
-    def payload(self, backbone: str) -> dict[str, Any]:
-        """The JSON answer of ``POST /analyze`` (and ``sidetask analyze --json``): built here
+
+@dataclass(frozen=True, slots=True)
+class AnalyzePayload:
+    """The body of ``POST /analyze`` (``server.schemas.AnalyzeResponse`` documents it)."""
+
+    results: list[TextAnswers]
+    backbone: str
+    usage: Usage
+
+
+@dataclass
+class AnalyzeResult:
+    results: list[TextAnswers]
+    tokens: int
+    layers_run: int
+
+    def payload(self, backbone: str) -> AnalyzePayload:
+        """The answer of ``POST /analyze`` (and ``sidetask analyze --json``): built here
         once, so the route and the command cannot drift apart."""
-        return {
-            "results": self.results,
-            "backbone": backbone,
-            "usage": {"tokens": self.tokens, "layers_run": self.layers_run},
-        }
+        return AnalyzePayload(self.results, backbone, Usage(self.tokens, self.layers_run))
+
+    def payload_json(self, backbone: str) -> bytes:
+        """:meth:`payload` as compact JSON (orjson writes the answer dataclasses natively:
+        their fields in declaration order, NaN as null)."""
+        return orjson.dumps(self.payload(backbone))
+
+    def class_answers(self, task: str) -> list[ClassAnswer]:
+        """Every text's answer of the sequence head ``task``."""
+        out = []
+        for answer in self.results:
+            value = answer[task]
+            if not isinstance(value, ClassAnswer):
+                raise TypeError(f"{task!r} answered {type(value).__name__}, not a class answer")
+            out.append(value)
+        return out
+
+    def embeddings(self, task: str) -> list[Embedding]:
+        """Every text's embedding (``task``: the main task of an encoder)."""
+        out = []
+        for answer in self.results:
+            value = answer[task]
+            if not isinstance(value, list) or not all(isinstance(x, float) for x in value[:1]):
+                raise TypeError(f"{task!r} answered {type(value).__name__}, not an embedding")
+            out.append(cast(Embedding, value))
+        return out
 
 
 @dataclass(eq=False)
@@ -60,7 +98,9 @@ class TextState:
     text: str  # the original text: entity spans and casing classes are read from it
     pooled: dict[str, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict)
     token_probs: dict[str, torch.Tensor] = field(default_factory=dict)
-    main_output: Any = None
+    # per head, its windows merged so far: the head kind's own value (heads/kinds/)
+    outputs: dict[str, object] = field(default_factory=dict)
+    main_output: MainOutput | None = None
 
 
 @dataclass(eq=False)

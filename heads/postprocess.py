@@ -15,16 +15,14 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from heads.answers import ClassAnswer, Entity
 
-def classification_answer(probs: torch.Tensor, labels: Sequence[str]) -> dict[str, object]:
+
+def classification_answer(probs: torch.Tensor, labels: Sequence[str]) -> ClassAnswer:
     """Label, its probability and every class score for one text."""
     values = [float(p) for p in probs.tolist()]
     best = max(range(len(values)), key=values.__getitem__)
-    return {
-        "label": labels[best],
-        "score": values[best],
-        "scores": dict(zip(labels, values, strict=True)),
-    }
+    return ClassAnswer(labels[best], values[best], dict(zip(labels, values, strict=True)))
 
 
 @dataclass(frozen=True)
@@ -119,7 +117,7 @@ def token_entities(
     probs: torch.Tensor,
     labels: Sequence[str],
     constrained: bool = True,
-) -> list[dict[str, object]]:
+) -> list[Entity]:
     """Entities of one text from its sub-tokens' label probabilities (tokens, labels).
 
     Each word is read at its first sub-token (as the head was trained); with
@@ -141,24 +139,17 @@ def token_entities(
     return decode_entities(text, words_from_tokens(text, offsets, word_ids, tags, scores))
 
 
-def decode_entities(text: str, words: Sequence[Word]) -> list[dict[str, object]]:
+def decode_entities(text: str, words: Sequence[Word]) -> list[Entity]:
     """BIO decoding over words; an I- that does not continue its type starts an entity."""
-    entities: list[dict[str, object]] = []
+    entities: list[Entity] = []
     label: str | None = None
     start = end = 0
     word_scores: list[float] = []
 
     def close() -> None:
         if label is not None:
-            entities.append(
-                {
-                    "text": text[start:end],
-                    "label": label,
-                    "start": start,
-                    "end": end,
-                    "score": sum(word_scores) / len(word_scores),
-                }
-            )
+            score = sum(word_scores) / len(word_scores)
+            entities.append(Entity(text[start:end], label, start, end, score))
 
     for w in words:
         prefix, _, kind = w.tag.partition("-")

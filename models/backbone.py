@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import torch
 from torch import nn
@@ -55,9 +55,21 @@ class BackboneInfo:
         return "generate" if self.is_encoder_decoder else "embedding"
 
 
-@dataclass
+class GenerateOptions(TypedDict, total=False):
+    """The ``generate()`` arguments the engine sets for the BART main task."""
+
+    max_length: int
+    num_beams: int
+
+
+@dataclass(frozen=True, slots=True)
 class ForwardResult:
-    """What one backbone pass produced besides the taps."""
+    """What one backbone pass produced besides the taps (tensors on the backbone's device).
+
+    ``last_hidden`` (batch, tokens, hidden): the encoder's last layer, None after an early
+    exit; ``embedding`` (batch, hidden): the encoder main task, L2-normalised, when asked
+    for; ``generated`` (batch, generated tokens): BART's token ids, when asked for.
+    """
 
     layers_run: int
     last_hidden: torch.Tensor | None = None
@@ -262,7 +274,7 @@ class Backbone:
         consumer: LayerConsumer | None = None,
         last_layer: int | None = None,
         main: bool = True,
-        generate_kwargs: dict[str, Any] | None = None,
+        generate_kwargs: GenerateOptions | None = None,
     ) -> ForwardResult:
         """One pass: taps feed ``consumer``; the main task is computed when ``main``.
 
@@ -290,7 +302,7 @@ class Backbone:
         attention_mask: torch.Tensor,
         counter: _LayerCounter,
         main: bool,
-        generate_kwargs: dict[str, Any],
+        generate_kwargs: GenerateOptions,
     ) -> ForwardResult:
         encoder = self.model.get_encoder()
         enc = encoder(input_ids=input_ids, attention_mask=attention_mask)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -60,7 +61,11 @@ async def running(app: FastAPI, wait_ready: bool = True) -> AsyncIterator[httpx.
 
 def assert_same_answers(a: Any, b: Any) -> None:
     """Labels, spans and texts equal; floats equal up to batch padding noise (1e-4)."""
-    if isinstance(a, dict):
+    if dataclasses.is_dataclass(a):  # an answer record: same type, fields compared alike
+        assert type(b) is type(a)
+        for f in dataclasses.fields(a):
+            assert_same_answers(getattr(a, f.name), getattr(b, f.name))
+    elif isinstance(a, dict):
         assert isinstance(b, dict) and a.keys() == b.keys()
         for key in a:
             assert_same_answers(a[key], b[key])

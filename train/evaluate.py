@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 
+from heads.answers import ClassAnswer
 from heads.postprocess import token_entities
 from heads.task_head import TaskHead
 from models.windows import encode_texts, make_windows
@@ -147,5 +148,5 @@ def predict_engine(
         result = engine.analyze(texts[i : i + chunk], [head_name])
         for answer in result.results:
             value = answer[head_name]
-            out.append(list(labels).index(value["label"]) if isinstance(value, dict) else value)
+            out.append(list(labels).index(value.label) if isinstance(value, ClassAnswer) else value)
     return out

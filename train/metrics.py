@@ -11,6 +11,8 @@ from typing import Any
 
 from sklearn.metrics import accuracy_score, confusion_matrix, matthews_corrcoef
 
+from heads.answers import Entity
+
 
 def classification_metrics(
     y_true: Sequence[int], y_pred: Sequence[int], labels: Sequence[str]
@@ -36,11 +38,11 @@ def word_spans(tokens: Sequence[str]) -> list[tuple[int, int]]:
     return spans
 
 
-def entities_to_tags(tokens: Sequence[str], entities: Sequence[Mapping[str, Any]]) -> list[str]:
+def entities_to_tags(tokens: Sequence[str], entities: Sequence[Entity]) -> list[str]:
     """BIO tags on the given words from entity character spans (first word B-, rest I-)."""
     tags = ["O"] * len(tokens)
     for ent in entities:
-        start, end, label = int(ent["start"]), int(ent["end"]), str(ent["label"])
+        start, end, label = ent.start, ent.end, ent.label
         covered = [i for i, (a, b) in enumerate(word_spans(tokens)) if a < end and b > start]
         for j, i in enumerate(covered):
             if tags[i] == "O":

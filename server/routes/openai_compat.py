@@ -160,9 +160,9 @@ async def embeddings(body: EmbeddingsBody, request: Request) -> OrjsonResponse:
         {
             "object": "embedding",
             "index": i,
-            "embedding": encode_vector(answer[engine.main_task], body.encoding_format),
+            "embedding": encode_vector(vector, body.encoding_format),
         }
-        for i, answer in enumerate(result.results)
+        for i, vector in enumerate(result.embeddings(engine.main_task))
     ]
     payload: dict[str, Any] = {
         "object": "list",

@@ -15,6 +15,7 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr
 
 from engine.core import AnalyzeRequest, Engine
+from heads.answers import ClassAnswer
 from server.errors import ApiError, ErrorKind
 from server.routes.deps import require_key
 from server.routes.fast_json import OrjsonResponse
@@ -115,7 +116,7 @@ async def embed(body: EmbedBody, request: Request) -> OrjsonResponse:
     check_text_limits(texts, state)
     state.metrics.task_requests.labels(task=engine.main_task).inc()
     result = await submit_and_wait(state, AnalyzeRequest(texts, [engine.main_task]), early, request)
-    return OrjsonResponse([answer[engine.main_task] for answer in result.results])
+    return OrjsonResponse(result.embeddings(engine.main_task))
 
 
 def sequence_heads(engine: Engine) -> list[str]:
@@ -142,9 +143,9 @@ def _pick_task(engine: Engine, task: str | None) -> str:
     return task
 
 
-def predictions(answer: dict[str, Any], top_k: int | None = None) -> list[dict[str, Any]]:
+def predictions(answer: ClassAnswer, top_k: int | None = None) -> list[dict[str, Any]]:
     """TEI's shape: every label with its probability, most likely first."""
-    ranked = sorted(answer["scores"].items(), key=lambda kv: kv[1], reverse=True)
+    ranked = sorted(answer.scores.items(), key=lambda kv: kv[1], reverse=True)
     return [{"label": label, "score": score} for label, score in ranked[:top_k]]
 
 
@@ -159,7 +160,7 @@ async def _predict(body: PredictBody, task: str | None, request: Request) -> Orj
     state.metrics.task_requests.labels(task=name).inc()
     result = await submit_and_wait(state, AnalyzeRequest(texts, [name]), early, request)
     top_k = body.parameters.top_k if body.parameters else None
-    ranked = [predictions(answer[name], top_k) for answer in result.results]
+    ranked = [predictions(answer, top_k) for answer in result.class_answers(name)]
     return OrjsonResponse(ranked[0] if isinstance(body.inputs, str) else ranked)
 
 

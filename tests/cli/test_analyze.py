@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import re
 from pathlib import Path
+from typing import Any
 
 import pytest
-from conftest import random_head
+from app_harness import assert_same_answers, engine_factory, running, save_tiny_heads
+from schema_check import response_validator, schema_errors
 
 from cli.main import build_parser, main
+from models.backbone import Backbone
+from server.app import create_app
 from server.settings import Settings
 
 
@@ -22,17 +28,49 @@ def test_analyze_json_on_the_default_backbone(capsys: pytest.CaptureFixture[str]
 
 
 def test_analyze_with_heads_and_readable_output(
-    tiny_roberta_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tiny_roberta: Backbone,
+    tiny_roberta_dir: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
-    from heads.io import save_head
-    from models.backbone import Backbone
-
-    info = Backbone.load(tiny_roberta_dir).info
-    save_head(random_head(info, "sentiment"), tmp_path / "sentiment")
-    args = ["--backbone", str(tiny_roberta_dir), "--heads-dir", str(tmp_path)]
+    heads = save_tiny_heads(tiny_roberta.info, tmp_path)
+    args = ["--backbone", str(tiny_roberta_dir), "--heads-dir", str(heads)]
     assert main(["analyze", "great movie", *args]) == 0
-    out = capsys.readouterr().out
-    assert "sentiment:" in out and "tokens" in out
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "> great movie"
+    assert re.fullmatch(r"  ner: .*(\[\d+:\d+\]|\(none\))", lines[1]), lines
+    assert re.fullmatch(r"  sentiment: (negative|positive) \(0\.\d{3}\)", lines[2]), lines
+    assert re.fullmatch(r"  embedding: \[(-?0\.\d{4}, ){4}\.\.\.\] \(64 floats\)", lines[3]), lines
+    assert re.fullmatch(r"\(.+: \d+ tokens, 3 layers run\)", lines[4]), lines
+
+
+def test_analyze_json_is_the_route_answer_and_matches_its_schema(
+    tiny_roberta: Backbone,
+    tiny_roberta_dir: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    heads = save_tiny_heads(tiny_roberta.info, tmp_path)
+    texts = ["Angela Merkel visited Paris.", "Émile met 東京 friends 👩‍👩‍👧", ""]
+    tasks = ["sentiment", "ner", "embedding"]
+    args = ["--backbone", str(tiny_roberta_dir), "--heads-dir", str(heads), "--json"]
+    assert main(["analyze", *texts, "--tasks", ",".join(tasks), *args]) == 0
+    printed = json.loads(capsys.readouterr().out)
+
+    app = create_app(
+        Settings(backbone=str(tiny_roberta_dir), heads_dir=[heads]), engine_factory(tiny_roberta)
+    )
+
+    async def route() -> tuple[dict[str, Any], dict[str, Any]]:
+        async with running(app) as c:
+            r = await c.post("/analyze", json={"texts": texts, "tasks": tasks})
+            assert r.status_code == 200, r.text
+            return (await c.get("/openapi.json")).json(), r.json()
+
+    openapi, served = asyncio.run(route())
+    assert schema_errors(response_validator(openapi, "/analyze", 200), printed) == []
+    assert [list(a) for a in printed["results"]] == [["ner", "sentiment", "embedding"]] * 3
+    assert_same_answers(printed, served)
 
 
 def test_unknown_task_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:

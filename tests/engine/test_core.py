@@ -62,11 +62,11 @@ def test_entity_offsets_point_into_the_original_text(
         assert set(answer) == {"ner"}
         last_end = 0
         for ent in answer["ner"]:
-            assert text[ent["start"] : ent["end"]] == ent["text"]
-            assert ent["text"] == ent["text"].strip() and ent["text"]
-            assert ent["start"] >= last_end  # ordered, non-overlapping
-            last_end = ent["end"]
-            assert 0.0 <= ent["score"] <= 1.0
+            assert text[ent.start : ent.end] == ent.text
+            assert ent.text == ent.text.strip() and ent.text
+            assert ent.start >= last_end  # ordered, non-overlapping
+            last_end = ent.end
+            assert 0.0 <= ent.score <= 1.0
             seen += 1
     assert seen > 20
 
@@ -107,7 +107,7 @@ def test_bart_generation_is_identical_with_and_without_heads(tiny_bart: Backbone
 def test_tasks_omitted_means_every_head_but_not_the_main_task(minilm: Backbone) -> None:
     result = _engine(minilm).analyze(["hello"])
     assert set(result.results[0]) == {"sentiment", "ner"}
-    scores = result.results[0]["sentiment"]["scores"]
+    scores = result.class_answers("sentiment")[0].scores
     assert sum(scores.values()) == pytest.approx(1.0)
 
 
@@ -153,4 +153,4 @@ def test_saved_heads_load_into_an_engine(tiny_roberta_dir: Path, tmp_path: Path)
     save_head(random_head(probe.info, "sentiment"), tmp_path / "sentiment")
     engine = build_engine(Settings(backbone=str(tiny_roberta_dir), heads_dir=[tmp_path]))
     assert engine.available_tasks == ["sentiment", "embedding"]
-    assert engine.analyze(["hi"]).results[0]["sentiment"]["label"] in {"negative", "positive"}
+    assert engine.analyze(["hi"]).class_answers("sentiment")[0].label in {"negative", "positive"}

@@ -57,9 +57,9 @@ def test_bf16_heads_or_accumulator_give_the_float32_answers(
     for a, b in zip(exact, fast, strict=True):
         assert a.keys() == b.keys()
         for task in ("sentiment", "cola"):
-            assert a[task]["label"] == b[task]["label"]  # type: ignore[index]
-            assert abs(a[task]["score"] - b[task]["score"]) < 0.03  # type: ignore[index]
-        spans = [[(e["label"], e["start"], e["end"]) for e in x["ner"]] for x in (a, b)]  # type: ignore[attr-defined]
+            assert a[task].label == b[task].label  # type: ignore[union-attr]
+            assert abs(a[task].score - b[task].score) < 0.03  # type: ignore[union-attr]
+        spans = [[(e.label, e.start, e.end) for e in x["ner"]] for x in (a, b)]  # type: ignore[union-attr]
         assert spans[0] == spans[1]
 
 
@@ -72,10 +72,10 @@ def test_a_bf16_backbone_on_cpu_serves_the_shipped_heads() -> None:
     backbone = load_backbone(Settings(device="cpu", dtype="bfloat16"))
     heads = load_heads(Settings(head_dtype="bfloat16"), backbone)
     engine = Engine(backbone, heads, EngineConfig.from_settings(EngineSettings(kernel="torch")))
-    answer = engine.analyze(TEXTS[:2], ["sentiment", "ner", "embedding"]).results
-    assert answer[1]["sentiment"]["label"] == "positive"  # type: ignore[index]
-    assert {e["text"] for e in answer[0]["ner"]} >= {"Berlin", "Paris"}  # type: ignore[attr-defined]
-    assert len(answer[0]["embedding"]) == 384  # type: ignore[arg-type]
+    result = engine.analyze(TEXTS[:2], ["sentiment", "ner", "embedding"])
+    assert result.class_answers("sentiment")[1].label == "positive"
+    assert {e.text for e in result.results[0]["ner"]} >= {"Berlin", "Paris"}  # type: ignore[union-attr]
+    assert len(result.embeddings("embedding")[0]) == 384
 
 
 def test_auto_keeps_float32_head_layers_and_explicit_choices_win() -> None:

@@ -7,6 +7,7 @@ import itertools
 import pytest
 import torch
 
+from heads.answers import ClassAnswer
 from heads.postprocess import (
     Word,
     classification_answer,
@@ -19,11 +20,7 @@ from heads.postprocess import (
 
 def test_classification_answer_has_label_score_and_all_scores() -> None:
     out = classification_answer(torch.tensor([0.25, 0.75]), ["negative", "positive"])
-    assert out == {
-        "label": "positive",
-        "score": 0.75,
-        "scores": {"negative": 0.25, "positive": 0.75},
-    }
+    assert out == ClassAnswer("positive", 0.75, {"negative": 0.25, "positive": 0.75})
 
 
 def test_bio_decoding_joins_continuations_and_splits_types() -> None:
@@ -32,19 +29,19 @@ def test_bio_decoding_joins_continuations_and_splits_types() -> None:
     tags = ["B-PER", "I-PER", "O", "B-PER", "O", "B-LOC", "I-LOC"]
     words = [Word(a, b, t, 0.9) for (a, b), t in zip(spans, tags, strict=True)]
     ents = decode_entities(text, words)
-    assert [(e["text"], e["label"]) for e in ents] == [
+    assert [(e.text, e.label) for e in ents] == [
         ("Ada Lovelace", "PER"),
         ("Bob", "PER"),
         ("London Town", "LOC"),
     ]
-    assert ents[0]["start"] == 0 and ents[0]["end"] == 12
+    assert ents[0].start == 0 and ents[0].end == 12
 
 
 def test_stray_inside_tag_starts_an_entity_and_type_change_splits() -> None:
     text = "Paris Berlin"
     words = [Word(0, 5, "I-LOC", 0.5), Word(6, 12, "I-ORG", 0.7)]
     ents = decode_entities(text, words)
-    assert [(e["text"], e["label"]) for e in ents] == [("Paris", "LOC"), ("Berlin", "ORG")]
+    assert [(e.text, e.label) for e in ents] == [("Paris", "LOC"), ("Berlin", "ORG")]
 
 
 def test_word_spans_are_trimmed_and_take_the_first_subtoken_tag() -> None:
@@ -81,10 +78,10 @@ def test_constrained_decoding_keeps_a_name_in_one_piece() -> None:
     probs = table([{"B-LOC": 0.6, "B-ORG": 0.3}, {"I-ORG": 0.5, "I-LOC": 0.4, "O": 0.05}])
     offsets, word_ids = [(0, 3), (4, 8)], [0, 1]
     loose = token_entities(text, offsets, word_ids, probs, LABELS, constrained=False)
-    assert [(e["text"], e["label"]) for e in loose] == [("New", "LOC"), ("York", "ORG")]
+    assert [(e.text, e.label) for e in loose] == [("New", "LOC"), ("York", "ORG")]
     ents = token_entities(text, offsets, word_ids, probs, LABELS)
-    assert [(e["text"], e["label"]) for e in ents] == [("New York", "LOC")]
-    assert ents[0]["score"] == pytest.approx((0.6 + 0.4) / 2)
+    assert [(e.text, e.label) for e in ents] == [("New York", "LOC")]
+    assert ents[0].score == pytest.approx((0.6 + 0.4) / 2)
 
 
 def test_an_inside_tag_never_starts_a_sentence_or_follows_outside() -> None:
@@ -116,5 +113,5 @@ def test_sub_tokens_follow_their_word_and_no_words_no_entities() -> None:
     text = "Bobbington left"
     probs = table([{"B-PER": 0.9}, {"O": 0.9}, {"O": 0.9}])  # "Bobb" "##ington" "left"
     ents = token_entities(text, [(0, 4), (4, 10), (11, 15)], [0, 0, 1], probs, LABELS)
-    assert [(e["text"], e["label"]) for e in ents] == [("Bobbington", "PER")]
+    assert [(e.text, e.label) for e in ents] == [("Bobbington", "PER")]
     assert token_entities("", [], [], torch.zeros(0, len(LABELS)), LABELS) == []

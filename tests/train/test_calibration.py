@@ -63,4 +63,4 @@ def test_temperature_travels_in_the_manifest_and_divides_the_logits(
     with torch.no_grad():
         probs = torch.softmax(again.head.classify(sums, counts), -1)
     answer = classification_answer(probs[0], again.labels)
-    assert answer["score"] == pytest.approx(float(torch.softmax(before[0] / 2, -1).max()))
+    assert answer.score == pytest.approx(float(torch.softmax(before[0] / 2, -1).max()))

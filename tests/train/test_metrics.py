@@ -6,6 +6,7 @@ import pytest
 from seqeval.metrics import f1_score, precision_score, recall_score
 from sklearn.metrics import matthews_corrcoef
 
+from heads.answers import Entity
 from train.metrics import (
     classification_metrics,
     entities_to_tags,
@@ -40,8 +41,5 @@ def test_ner_metrics_match_seqeval() -> None:
 def test_entity_spans_map_back_to_words() -> None:
     tokens = ["U.S.", "envoy", "John", "Smith", "left"]
     # "U.S. envoy John Smith left": U.S. = 0..4, John Smith = 11..21
-    ents = [
-        {"start": 0, "end": 4, "label": "LOC"},
-        {"start": 11, "end": 21, "label": "PER"},
-    ]
+    ents = [Entity("U.S.", "LOC", 0, 4, 0.9), Entity("John Smith", "PER", 11, 21, 0.8)]
     assert entities_to_tags(tokens, ents) == ["B-LOC", "O", "B-PER", "I-PER", "O"]
