@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from models.embedding import mean_pool_normalize
+from models.unpadded import supports_unpadded, unpadded_encode
 
 LayerConsumer = Callable[[int, torch.Tensor], None]
 
@@ -144,6 +145,7 @@ class Backbone:
         self.tokenizer = tokenizer
         self.layers = _encoder_layers(model)
         self.compiled = False  # compile_layers() sets it
+        self.unpadded = False  # use_unpadded() sets it
         config: Any = model.config
         self.is_encoder_decoder = bool(getattr(config, "is_encoder_decoder", False))
         window = max_length or _window_length(source_dir, config, tokenizer)
@@ -282,6 +284,8 @@ class Backbone:
         For BART the side heads tap the encoder pass that generation itself uses.
         """
         stop = None if main else last_layer
+        if self.unpadded and not self.compiled:
+            return self._forward_unpadded(input_ids, attention_mask, consumer, stop, main)
         counter = _LayerCounter(consumer)
         with torch.inference_mode(), self.taps(counter, stop):
             try:
@@ -295,6 +299,30 @@ class Backbone:
         last = out.last_hidden_state
         embedding = mean_pool_normalize(last, attention_mask) if main else None
         return ForwardResult(layers_run=counter.layers_run, last_hidden=last, embedding=embedding)
+
+    def use_unpadded(self, on: bool = True) -> bool:
+        """Run encoder passes without pad tokens (models/unpadded.py) when ``on`` and the
+        layers allow it (BERT family); returns whether they will. Compiled layers keep the
+        padded pass."""
+        self.unpadded = on and supports_unpadded(self.model, self.layers)
+        return self.unpadded
+
+    def _forward_unpadded(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        consumer: LayerConsumer | None,
+        stop: int | None,
+        main: bool,
+    ) -> ForwardResult:
+        with torch.inference_mode():
+            layers_run, last = unpadded_encode(
+                self.model, self.layers, input_ids, attention_mask, consumer, stop
+            )
+            if last is None:
+                return ForwardResult(layers_run=layers_run)
+            embedding = mean_pool_normalize(last, attention_mask) if main else None
+        return ForwardResult(layers_run=layers_run, last_hidden=last, embedding=embedding)
 
     def _forward_seq2seq(
         self,

@@ -1,0 +1,166 @@
+"""A padding-free encoder pass for BERT-family layers, with the layer taps kept.
+
+A micro-batch of windows of different lengths is padded to its longest row, and the padded
+pass spends its linear and feed-forward FLOPs on pad tokens too. Here the real tokens are
+packed into one ``(tokens, hidden)`` matrix (the "effective transformer" /
+FasterTransformer remove-padding idea): every linear layer, LayerNorm and the feed-forward
+block run on real tokens only, and attention runs per run of equal-length rows (rows sorted
+by length, so one dense ``scaled_dot_product_attention`` call covers all rows of one length,
+with no mask). On CPU with torch 2.13 that beats both the padded, masked attention and the
+jagged nested-tensor SDPA, which falls back to a slow math path there
+(benchmarks/results/padding_cpu.json, docs/benchmarks.md#padding).
+
+The taps see what the padded pass gives them: Z_0 is the embedding output as is, Z_1..Z_L
+are scattered back to ``(batch, tokens, hidden)`` with zeros at pad positions (the padded
+pass has values there that every consumer masks out).
+
+Only the layer structure of BERT, RoBERTa, XLM-R, ELECTRA and the like (``attention.self``
+query/key/value, ``attention.output``, ``intermediate``, ``output``) with absolute positions
+is supported; :func:`supports_unpadded` says whether a model has it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+Consumer = Callable[[int, torch.Tensor], None]
+
+_LAYER_PARTS = ("attention", "intermediate", "output")
+_ATTENTION_PARTS = ("query", "key", "value")
+
+
+def _config_supported(config: Any) -> bool:
+    """An encoder with absolute positions (relative ones live inside attention)."""
+    if config is None or getattr(config, "is_encoder_decoder", False):
+        return False
+    if getattr(config, "is_decoder", False) or getattr(config, "add_cross_attention", False):
+        return False
+    absolute = getattr(config, "position_embedding_type", "absolute") == "absolute"
+    return absolute and not getattr(config, "chunk_size_feed_forward", 0)
+
+
+def _layer_supported(layer: nn.Module) -> bool:
+    """The BERT layer layout: attention.self (query/key/value), attention.output, FFN."""
+    if not all(isinstance(getattr(layer, p, None), nn.Module) for p in _LAYER_PARTS):
+        return False
+    own = getattr(layer.attention, "self", None)
+    if own is None or not isinstance(getattr(layer.attention, "output", None), nn.Module):
+        return False
+    linears = all(isinstance(getattr(own, p, None), nn.Linear) for p in _ATTENTION_PARTS)
+    return linears and hasattr(own, "num_attention_heads") and hasattr(own, "attention_head_size")
+
+
+def supports_unpadded(model: Any, layers: nn.ModuleList) -> bool:
+    """True for a BERT-family encoder this module can run without padding."""
+    if not _config_supported(getattr(model, "config", None)):
+        return False
+    if not isinstance(getattr(model, "embeddings", None), nn.Module):
+        return False
+    return all(_layer_supported(layer) for layer in layers)
+
+
+@dataclass(frozen=True)
+class Packing:
+    """Where the real tokens of a padded ``(batch, length)`` micro-batch go.
+
+    ``index``: the flat ``batch * length`` position of every packed token, rows longest
+    first (stable), each row's tokens in order; ``runs``: ``(first token, rows, length)``
+    for each run of rows of one length in that order.
+    """
+
+    batch: int
+    length: int
+    index: torch.Tensor
+    runs: tuple[tuple[int, int, int], ...]
+
+    @property
+    def tokens(self) -> int:
+        return int(self.index.numel())
+
+
+def pack(attention_mask: torch.Tensor) -> Packing:
+    """The packing of a 0/1 ``(batch, length)`` mask (any padding side)."""
+    keep = attention_mask.bool()
+    batch, length = keep.shape
+    lengths = keep.sum(dim=1)
+    order = torch.sort(lengths, descending=True, stable=True).indices
+    flat = order[:, None] * length + torch.arange(length, device=keep.device)
+    index = flat[keep[order]]
+    runs: list[tuple[int, int, int]] = []
+    start = 0
+    for n in lengths[order].tolist():
+        if runs and runs[-1][2] == n:
+            first, rows, _ = runs[-1]
+            runs[-1] = (first, rows + 1, n)
+        else:
+            runs.append((start, 1, n))
+        start += n
+    return Packing(batch, length, index, tuple(r for r in runs if r[2] > 0))
+
+
+def unpack(packed: torch.Tensor, packing: Packing) -> torch.Tensor:
+    """``(tokens, hidden)`` back to ``(batch, length, hidden)``, zeros at pad positions."""
+    hidden = packed.shape[-1]
+    out = packed.new_zeros(packing.batch * packing.length, hidden)
+    out.index_copy_(0, packing.index, packed)
+    return out.view(packing.batch, packing.length, hidden)
+
+
+def packed_attention(
+    own: Any, x: torch.Tensor, runs: Sequence[tuple[int, int, int]]
+) -> torch.Tensor:
+    """Self-attention of packed tokens: one unmasked SDPA call per run of equal-length rows."""
+    heads, size = int(own.num_attention_heads), int(own.attention_head_size)
+    scale = getattr(own, "scaling", size**-0.5)
+    q, k, v = own.query(x), own.key(x), own.value(x)
+    context = torch.empty_like(q)
+    for first, rows, n in runs:
+        stop = first + rows * n
+        q_, k_, v_ = (t[first:stop].view(rows, n, heads, size).transpose(1, 2) for t in (q, k, v))
+        out = F.scaled_dot_product_attention(q_, k_, v_, scale=scale)
+        context[first:stop] = out.transpose(1, 2).reshape(rows * n, heads * size)
+    return context
+
+
+def packed_layer(layer: Any, x: torch.Tensor, runs: Sequence[tuple[int, int, int]]) -> torch.Tensor:
+    """One BERT-family layer (post-norm: attention, add & norm, feed-forward, add & norm)."""
+    attended = layer.attention.output(packed_attention(layer.attention.self, x, runs), x)
+    return layer.output(layer.intermediate(attended), attended)
+
+
+def unpadded_encode(
+    model: Any,
+    layers: nn.ModuleList,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor,
+    consumer: Consumer | None,
+    last_layer: int | None,
+) -> tuple[int, torch.Tensor | None]:
+    """The encoder pass without pad tokens: ``(layers run, last hidden state)``.
+
+    ``consumer`` gets Z_0..Z_L as the padded pass's taps do; after ``last_layer`` the pass
+    stops and the last hidden state is None (early exit). Call under inference mode.
+    """
+    embedded = model.embeddings(input_ids=input_ids)
+    if consumer is not None:
+        consumer(0, embedded)
+    if last_layer == 0:
+        return 0, None
+    packing = pack(attention_mask)
+    x = embedded.reshape(packing.batch * packing.length, -1).index_select(0, packing.index)
+    hidden: torch.Tensor | None = None
+    for i, layer in enumerate(layers, start=1):
+        x = packed_layer(layer, x, packing.runs)
+        hidden = None  # unpacked only when someone reads it
+        if consumer is not None:
+            hidden = unpack(x, packing)
+            consumer(i, hidden)
+        if last_layer is not None and i >= last_layer:
+            return i, None
+    return len(layers), hidden if hidden is not None else unpack(x, packing)
