@@ -21,6 +21,7 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
     "serve": ("benchmarks.serve", "Q6: the HTTP server under load vs the offline engine."),
     "peer": ("benchmarks.peer", "Q7: infinity-emb vs sidetask serving embeddings."),
     "head_dtype": ("benchmarks.head_dtype", "bfloat16 on CPU: answers vs float32, texts/s."),
+    "dtype_gate": ("benchmarks.dtype_gate", "Fidelity gate of dtype auto: half vs float32."),
     "accumulator_dtype": (
         "benchmarks.accumulator_dtype",
         "bfloat16 vs float32 accumulator projection on CPU, per layer.",

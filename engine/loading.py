@@ -6,11 +6,13 @@ Shared by `serve`, `analyze`, training's engine evaluation and the offline bench
 from __future__ import annotations
 
 import logging
+import weakref
 from pathlib import Path
 
 import torch
 
 from engine.core import Engine, EngineConfig, StageObserver
+from engine.dtype_choice import SHIPPED_GATES, DtypeChoice, Hardware, choose_dtype, fingerprint
 from engine.settings import EngineSettings
 from heads.io import HeadLoadError, check_fingerprint, read_manifest
 from heads.registry import HeadSet, head_folders, load_head_set
@@ -31,14 +33,52 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def load_backbone(settings: EngineSettings) -> Backbone:
+#: The dtype choice behind each loaded backbone, for the start-up log and /tasks.
+_CHOICES: weakref.WeakKeyDictionary[Backbone, DtypeChoice] = weakref.WeakKeyDictionary()
+
+
+def hardware_of(device: torch.device) -> Hardware:
+    """What ``device`` can do in half precision (bf16 instructions / CUDA bf16 support)."""
+    if device.type == "cuda":
+        return Hardware(cuda_bf16=torch.cuda.is_bf16_supported(including_emulation=False))
+    return Hardware(cpu_fast_bf16=device.type == "cpu" and cpu_has_fast_bf16())
+
+
+def load_backbone(
+    settings: EngineSettings, gate_dir: Path = SHIPPED_GATES, hardware: Hardware | None = None
+) -> Backbone:
+    """The backbone in the dtype ``settings.dtype`` resolves to (``auto``: see
+    engine/dtype_choice.py; ``gate_dir`` and ``hardware`` are for tests)."""
     device = resolve_device(settings.device)
-    dtype = _DTYPES[settings.dtype]
-    if device.type == "cpu" and dtype == torch.float16:
+    if settings.dtype == "float16" and device.type == "cpu":
         raise ValueError(
             "dtype float16 needs a CUDA device; on CPU use float32 or bfloat16 (fast with AMX)"
         )
-    return open_backbone(settings.backbone, device, dtype, settings.max_length)
+    if settings.dtype != "auto":
+        backbone = open_backbone(
+            settings.backbone, device, _DTYPES[settings.dtype], settings.max_length
+        )
+        choice = choose_dtype(settings.dtype, device, Hardware(), {})
+    else:
+        # Loaded in float32 (the fingerprint is taken from float32 weights either way), then
+        # cast once the gate for exactly this backbone and these heads has been read.
+        backbone = open_backbone(settings.backbone, device, torch.float32, settings.max_length)
+        fp = fingerprint(backbone.info, head_roots(settings, backbone.info, quiet=True))
+        choice = choose_dtype("auto", device, hardware or hardware_of(device), fp, gate_dir)
+        if choice.dtype != torch.float32:
+            backbone.model.to(dtype=choice.dtype)
+    _CHOICES[backbone] = choice
+    log.info("backbone dtype %s (dtype=%s: %s)", choice.name, choice.setting, choice.reason)
+    return backbone
+
+
+def dtype_choice(backbone: Backbone) -> DtypeChoice:
+    """Why ``backbone`` runs in its dtype (recorded by :func:`load_backbone`)."""
+    recorded = _CHOICES.get(backbone)
+    if recorded is not None and recorded.dtype == backbone.dtype:
+        return recorded
+    name = str(backbone.dtype).removeprefix("torch.")
+    return DtypeChoice(backbone.dtype, name, "loaded outside load_backbone")
 
 
 def resolve_head_dtype(choice: str) -> torch.dtype | None:
@@ -73,7 +113,7 @@ def resolve_accumulator_dtype(settings: EngineSettings, backbone: Backbone) -> t
     return backbone.dtype
 
 
-def shipped_heads_for(info: BackboneInfo) -> list[Path]:
+def shipped_heads_for(info: BackboneInfo, quiet: bool = False) -> list[Path]:
     """The shipped head folders made for ``info``'s backbone; the others are logged, not loaded.
 
     Someone who brings their own backbone and names no heads folder wants it served, not a
@@ -89,7 +129,7 @@ def shipped_heads_for(info: BackboneInfo) -> list[Path]:
             left_out.append(f"{folder.name} ({exc})")
             continue
         fitting.append(folder)
-    if left_out:
+    if left_out and not quiet:
         log.warning(
             "backbone %s is not the one the shipped heads were trained on; left out: %s. "
             "Train heads for it (sidetask train --backbone ...) and pass --heads-dir.",
@@ -99,15 +139,19 @@ def shipped_heads_for(info: BackboneInfo) -> list[Path]:
     return fitting
 
 
+def head_roots(settings: EngineSettings, info: BackboneInfo, quiet: bool = False) -> list[Path]:
+    """The folders heads are loaded from: ``heads_dir``, else the shipped heads (those that
+    fit a backbone the user brought)."""
+    if settings.heads_dir is not None:
+        return list(settings.heads_dir)
+    if settings.backbone:
+        return shipped_heads_for(info, quiet)
+    return [PRETRAINED_HEADS]
+
+
 def load_heads(settings: EngineSettings, backbone: Backbone) -> HeadSet:
     """Every head under the configured folders; by default the shipped heads that fit."""
-    roots: list[Path]
-    if settings.heads_dir is not None:
-        roots = list(settings.heads_dir)
-    elif settings.backbone:
-        roots = shipped_heads_for(backbone.info)
-    else:
-        roots = [PRETRAINED_HEADS]
+    roots = head_roots(settings, backbone.info)
     head_dtype = resolve_head_dtype(settings.head_dtype)
     heads = load_head_set(
         roots,

@@ -45,10 +45,13 @@ class EngineSettings(BaseModel):
         False, description="Start without heads that fail to load instead of refusing to start."
     )
     device: str = Field("auto", description="auto, cpu, cuda or cuda:N.")
-    dtype: Literal["float32", "float16", "bfloat16"] = Field(
-        "float32",
-        description="Backbone weights dtype: float16 on CUDA only; bfloat16 on CUDA or on "
-        "CPUs with AMX (several times faster than float32 there).",
+    dtype: Literal["auto", "float32", "float16", "bfloat16"] = Field(
+        "auto",
+        description="Backbone weights dtype. auto = bfloat16 on a CPU with native bf16 "
+        "(AVX512-BF16 or AMX) or a CUDA GPU with bf16 (float16 on one without), but only when "
+        "the fidelity gate shipped with the heads passed for this device kind, this backbone "
+        "and these heads (embedding cosine >= 0.999, answers as float32's); else float32. "
+        "/tasks and the start-up log say what it resolved to and why. float16 on CUDA only.",
     )
     head_dtype: Literal["auto", "float32", "float16", "bfloat16"] = Field(
         "auto",

@@ -7,7 +7,7 @@ import logging
 
 import torch
 
-from engine.loading import load_heads
+from engine.loading import dtype_choice, load_heads
 from heads.io import HeadLoadError
 from heads.registry import HeadSet
 from heads.task_head import TaskHead
@@ -41,6 +41,7 @@ def describe(state: AppState) -> TasksResponse:
     engine = state.loaded_engine()
     info = engine.backbone.info
     heads = engine.heads
+    choice = dtype_choice(engine.backbone)
     return TasksResponse(
         backbone=info.name,
         model_type=info.model_type,
@@ -48,6 +49,9 @@ def describe(state: AppState) -> TasksResponse:
         max_length=info.max_length,
         main_task=engine.main_task,
         kernel=engine.kernel_path,
+        dtype=choice.name,
+        dtype_setting=choice.setting,
+        dtype_reason=choice.reason,
         accumulator_dtype=str(heads.dtype).removeprefix("torch."),
         head_layers_dtype=str(heads.module_dtype).removeprefix("torch."),
         heads=[head_info(heads.heads[n]) for n in heads.names],

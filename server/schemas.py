@@ -123,6 +123,11 @@ class TasksResponse(BaseModel):
     max_length: int
     main_task: str = Field(description="embedding (encoders) or generate (BART).")
     kernel: str = Field(description="Accumulator path in use: torch or triton.")
+    dtype: str = Field(description="The backbone's dtype in use (what dtype auto resolved to).")
+    dtype_setting: str = Field(description="The dtype setting asked for: auto or a dtype.")
+    dtype_reason: str = Field(
+        description="Why: the fidelity gate that passed, or why auto stayed float32."
+    )
     accumulator_dtype: str = Field(description="dtype of the accumulator's projections.")
     head_layers_dtype: str = Field(description="dtype the heads' own layers compute in.")
     heads: list[HeadInfo]
