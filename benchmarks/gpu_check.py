@@ -122,6 +122,13 @@ def plan(args: argparse.Namespace) -> list[Step]:
             "bf16 fidelity (answers vs float32) and texts/s on the GPU, shipped heads",
         ),
         Step(
+            "dtype_gate",
+            [*py, "benchmarks.dtype_gate", *cuda, *backbone, *heads, *data, "--batch", "64", *out],
+            60,
+            "dtype auto's fidelity gate on the GPU (every dev text, bf16 or fp16 vs float32); "
+            "on .gpu's fp16-rounded MiniLM its fingerprint is not the shipped one: not shipped",
+        ),
+        Step(
             "serve",
             [
                 *py,
