@@ -12,6 +12,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from torch import nn
+
+from heads.modules import SequenceClassificationHead, TokenClassificationHead
 from heads.registry import HeadSet
 from models.backbone import Backbone
 
@@ -44,6 +47,14 @@ def backbone_flops(shape: EncoderShape, batch: int, length: int, layers: int | N
     return n * transformer_layer(batch * length, length, shape.hidden, shape.intermediate)
 
 
+def _encoder_layer(module: nn.Module) -> bool:
+    """Whether a head module runs a full encoder layer (attention and feed-forward): token
+    heads and ``block="encoder"`` sequence heads; else one self-attention layer."""
+    return isinstance(module, TokenClassificationHead) or (
+        isinstance(module, SequenceClassificationHead) and module.feed_forward is not None
+    )
+
+
 def heads_flops(
     heads: HeadSet, names: Iterable[str], hidden: int, batch: int, length: int
 ) -> dict[str, int]:
@@ -55,7 +66,7 @@ def heads_flops(
         k = manifest.k
         states = int((heads.heads[name].projection().layer_weights != 0).sum())
         accumulate = states * 2 * tokens * hidden * k
-        if manifest.kind == "token":
+        if _encoder_layer(heads.heads[name].head):
             module = transformer_layer(tokens, length, k, manifest.ff_dim)
         else:  # one self-attention layer (in/out projections + attention), pool, linear
             module = 2 * tokens * 4 * k * k + 2 * 2 * tokens * length * k

@@ -92,6 +92,7 @@ def quality(engines: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]
     """Dev metrics per configuration and agreement with the float32 answers."""
     from train.data import read_examples
     from train.evaluate import score
+    from train.kinds import train_kind
 
     out: dict[str, Any] = {}
     for pair in filter(None, args.dev.split(",")):
@@ -107,9 +108,10 @@ def quality(engines: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]
                 got += [r[task] for r in engine.analyze(text_list[i : i + 64], [task]).results]
             answers[name] = got
         head = engines["fp32"].heads.heads[task]
+        kind = train_kind(head.kind)
         row: dict[str, Any] = {"file": rel, "n": len(examples)}
         for name, got in answers.items():
-            preds = got if head.kind == "token" else [head.labels.index(a.label) for a in got]
+            preds = [kind.from_answer(a, head.labels) for a in got]
             metrics = score(head, examples, preds)
             ref = answers["fp32"]
             row[name] = {

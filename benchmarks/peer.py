@@ -163,7 +163,7 @@ def _random_heads(folder: Path, backbone_dir: str) -> Path:
     info = Backbone.load(backbone_dir).info
     for i, name in enumerate(("sentiment", "cola", "ner")):
         kind = workload.head_kind(i)
-        head = workload.bench_head(info, name, kind, 128 if kind == "token" else 64, i)
+        head = workload.bench_head(info, name, kind, workload.bench_k(kind), i)
         save_head(head, folder / name)
     return folder
 

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 import torch
 
+from heads.kinds import kind_for
 from heads.manifest import HeadManifest
 from heads.registry import HeadSet
 from heads.task_head import TaskHead, fingerprint_of
@@ -56,7 +57,7 @@ def bench_head(
     manifest = HeadManifest(
         name=name,
         kind=kind,  # type: ignore[arg-type]
-        labels=SEQUENCE_LABELS if kind == "sequence" else NER_LABELS,
+        labels=SEQUENCE_LABELS if kind_for(kind).per_text else NER_LABELS,
         k=k,
         alpha=alpha,
         cutoff=cutoff,
@@ -67,6 +68,11 @@ def bench_head(
         backbone=fingerprint_of(info),
     )
     return TaskHead(manifest).eval()
+
+
+def bench_k(kind: str, k: int = 64, ner_k: int = 128) -> int:
+    """The method's projection size for a kind: 64 for per-text heads, 128 for token heads."""
+    return k if kind_for(kind).per_text else ner_k
 
 
 def head_kind(index: int) -> str:
@@ -93,7 +99,7 @@ def bench_heads(
     for i in range(n):
         kind = head_kind(i)
         head = bench_head(
-            info, f"task{i:02d}", kind, ner_k if kind == "token" else k, i, layer_logits, cutoff
+            info, f"task{i:02d}", kind, bench_k(kind, k, ner_k), i, layer_logits, cutoff
         )
         heads[head.name] = head.to(backbone.device)
         if head_dtype is not None:

@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from typing import cast
 
 import orjson
-import torch
 
 from heads.answers import ClassAnswer, Embedding, MainOutput, TextAnswers
 from heads.registry import HeadSet
@@ -36,13 +35,13 @@ class AnalyzeRequest:
     tasks: list[str] | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Usage:
     tokens: int
     layers_run: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class AnalyzePayload:
     """The body of ``POST /analyze`` (``server.schemas.AnalyzeResponse`` documents it)."""
 
@@ -96,8 +95,6 @@ class TextState:
     main: bool
     encoding: TextEncoding
     text: str  # the original text: entity spans and casing classes are read from it
-    pooled: dict[str, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict)
-    token_probs: dict[str, torch.Tensor] = field(default_factory=dict)
     # per head, its windows merged so far: the head kind's own value (heads/kinds/)
     outputs: dict[str, object] = field(default_factory=dict)
     main_output: MainOutput | None = None

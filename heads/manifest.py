@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from heads.kinds import KIND_OPTIONS, KINDS, kind_for, kinds_accepting
 
 HEAD_NAME_PATTERN = r"^[a-z][a-z0-9_\-]{0,63}$"
 MANIFEST_FILE = "manifest.json"
@@ -31,7 +33,9 @@ class HeadManifest(BaseModel):
     format_version: int = FORMAT_VERSION
     name: str = Field(pattern=HEAD_NAME_PATTERN)
     version: str = Field(default="1", min_length=1, max_length=64)
-    kind: Literal["sequence", "token"]
+    kind: str = Field(
+        description="The head kind (heads/kinds/): " + ", ".join(KINDS), examples=list(KINDS)
+    )
     labels: list[str] = Field(min_length=2)
     k: int = Field(gt=0, le=4096)
     alpha: float = Field(default=64.0, gt=0)
@@ -50,6 +54,8 @@ class HeadManifest(BaseModel):
     block: Literal["attention", "encoder"] = "attention"
     # Token heads only: add a learned embedding of each token's casing class (heads/casing.py).
     case_features: bool = False
+    # Multi-label heads only: a label is in the answer when its sigmoid score reaches this.
+    threshold: float = Field(default=0.5, gt=0, lt=1)
     # The head's logits are divided by this before the softmax: fitted on the validation
     # split after training (train/calibration.py) so that scores are calibrated.
     temperature: float = Field(default=1.0, gt=0, le=100)
@@ -58,12 +64,19 @@ class HeadManifest(BaseModel):
     metrics: dict[str, float] = Field(default_factory=dict)
     description: str = ""
 
+    @field_validator("kind")
+    @classmethod
+    def _known_kind(cls, kind: str) -> str:
+        kind_for(kind)
+        return kind
+
     @model_validator(mode="after")
-    def _case_features_need_tokens(self) -> HeadManifest:
-        if self.case_features and self.kind != "token":
-            raise ValueError("case_features is for token heads only")
-        if self.pooling != "mean" and self.kind != "sequence":
-            raise ValueError("pooling is for sequence heads only")
-        if self.block != "attention" and self.kind != "sequence":
-            raise ValueError("block is for sequence heads only (token heads are encoders)")
+    def _options_fit_the_kind(self) -> HeadManifest:
+        """Options of other kinds stay at their defaults (e.g. case_features: token only)."""
+        kind = kind_for(self.kind)
+        for option, default in KIND_OPTIONS.items():
+            if option not in kind.options and getattr(self, option) != default:
+                owners = " or ".join(kinds_accepting(option))
+                raise ValueError(f"{option} is for {owners} heads only, not {kind.name}")
+        kind.check(self)
         return self

@@ -5,9 +5,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from heads.kinds import HeadKind, kind_for
 from heads.manifest import BackboneFingerprint, HeadManifest
 from heads.mixing import LayerMixer
-from heads.modules import SequenceClassificationHead, TokenClassificationHead
 from models.accumulator import TaskProjection
 from models.backbone import BackboneInfo
 
@@ -19,6 +19,11 @@ def fingerprint_of(info: BackboneInfo) -> BackboneFingerprint:
         num_layers=info.num_layers,
         embedding_hash=info.fingerprint,
     )
+
+
+def _set_temperature(module: nn.Module, temperature: float) -> None:
+    """Every kind's module divides its logits by its ``temperature`` attribute."""
+    setattr(module, "temperature", temperature)  # noqa: B010 (a plain attribute, not a tensor)
 
 
 class TaskHead(nn.Module):
@@ -41,40 +46,19 @@ class TaskHead(nn.Module):
         if len(manifest.layer_logits) == fp.num_layers + 1:
             with torch.no_grad():
                 self.mixer.layer_logits.copy_(torch.tensor(manifest.layer_logits))
-        self.head: SequenceClassificationHead | TokenClassificationHead
-        if manifest.kind == "sequence":
-            self.head = SequenceClassificationHead(
-                manifest.k,
-                len(manifest.labels),
-                manifest.num_attention_heads,
-                manifest.dropout,
-                manifest.pooling,
-                manifest.block,
-                manifest.ff_dim,
-            )
-        else:
-            self.head = TokenClassificationHead(
-                manifest.k,
-                len(manifest.labels),
-                manifest.num_attention_heads,
-                manifest.ff_dim,
-                manifest.dropout,
-                manifest.case_features,
-            )
-        self.head.temperature = manifest.temperature
+        self.kind: HeadKind = kind_for(manifest.kind)
+        # the kind's module on F_t (heads/kinds/); typed loosely: each kind checks its own
+        self.head: nn.Module = self.kind.build(manifest)
+        _set_temperature(self.head, manifest.temperature)
 
     def set_temperature(self, temperature: float) -> None:
         """Calibrate: the head's logits are divided by ``temperature`` (kept in the manifest)."""
         self.manifest = self.manifest.model_copy(update={"temperature": float(temperature)})
-        self.head.temperature = float(temperature)
+        _set_temperature(self.head, float(temperature))
 
     @property
     def name(self) -> str:
         return self.manifest.name
-
-    @property
-    def kind(self) -> str:
-        return self.manifest.kind
 
     @property
     def layers_dtype(self) -> torch.dtype:

@@ -1,19 +1,24 @@
 """Length-bucketed batches over cached windows, capped by padded tokens.
 
-Sequence tasks batch whole texts (all their windows: the loss is on the token-weighted
-pool over windows, as the engine answers). Token tasks batch single windows.
+Kinds that answer per text (sequence, multi-label) batch whole texts (all their windows:
+the loss is on the token-weighted pool over windows, as the engine answers); token kinds
+batch single windows. The kind (``train/kinds/``) says which and supplies the targets.
 """
 
 from __future__ import annotations
 
 import random
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from heads.casing import SPECIAL
 from train.features import IGNORE, CachedSplit
+
+if TYPE_CHECKING:
+    from train.kinds import TrainKind
 
 
 @dataclass
@@ -24,7 +29,7 @@ class Batch:
     mask: torch.Tensor
     group: torch.Tensor  # (W,) index of the window's text within the batch
     text_ids: torch.Tensor  # (N,) the texts of the batch, in group order
-    labels: torch.Tensor  # (N,) sequence labels, or (W, T) token labels (IGNORE elsewhere)
+    labels: torch.Tensor  # (N,) / (N, labels) per text, or (W, T) per token (IGNORE elsewhere)
     case_ids: torch.Tensor | None = None  # (W, T) casing classes, when the split has them
     case_upper: torch.Tensor | None = None  # (W, T) those of the upper-cased text, if known
 
@@ -51,14 +56,20 @@ def windows_by_text(split: CachedSplit) -> list[list[int]]:
     return out
 
 
+def _kind(kind: str | TrainKind) -> TrainKind:
+    from train.kinds import train_kind  # the kinds build their batches with this module
+
+    return train_kind(kind)
+
+
 def plan(
-    split: CachedSplit, kind: str, max_tokens: int, shuffle: bool, seed: int = 0
+    split: CachedSplit, kind: str | TrainKind, max_tokens: int, shuffle: bool, seed: int = 0
 ) -> list[list[int]]:
-    """Batches of text ids (sequence) or window ids (token), sorted by length into buckets;
-    with ``shuffle`` the bucket contents and the batch order are shuffled."""
+    """Batches of text ids (per-text kinds) or window ids (token kinds), sorted by length into
+    buckets; with ``shuffle`` the bucket contents and the batch order are shuffled."""
     rng = random.Random(seed)
     lengths = split.win_length
-    if kind == "sequence":
+    if _kind(kind).by_text:
         groups = windows_by_text(split)
         units = list(range(split.num_examples))
         size = [len(groups[u]) for u in units]
@@ -88,11 +99,13 @@ def plan(
 
 
 def load_batch(
-    split: CachedSplit, kind: str, units: list[int], groups: list[list[int]] | None
+    split: CachedSplit, kind: str | TrainKind, units: list[int], groups: list[list[int]] | None
 ) -> Batch:
-    """Gather the cached states of ``units`` into one padded batch."""
-    if kind == "sequence":
-        assert groups is not None
+    """Gather the cached states of ``units`` into one padded batch (``groups``: the
+    :func:`windows_by_text` of per-text kinds, computed here when not given)."""
+    kind = _kind(kind)
+    if kind.by_text:
+        groups = groups if groups is not None else windows_by_text(split)
         wins = [w for u in units for w in groups[u]]
         group = [i for i, u in enumerate(units) for _ in groups[u]]
     else:
@@ -108,7 +121,7 @@ def load_batch(
         n = int(split.win_length[w])
         buf[row, :n] = split.window_states(w)
         mask[row, :n] = 1
-        if kind == "token":
+        if not kind.by_text:
             tok[row, :n] = split.window_labels(w)
         if case is not None and split.case_ids is not None:
             a = int(split.win_offset[w])
@@ -117,11 +130,7 @@ def load_batch(
             a = int(split.win_offset[w])
             upper[row, :n] = split.case_upper[a : a + n]
     activated = torch.from_numpy(buf).permute(0, 2, 1, 3)
-    labels = (
-        torch.from_numpy(split.labels[units].astype(np.int64))
-        if kind == "sequence"
-        else torch.from_numpy(tok)
-    )
+    labels = kind.targets(split, units, torch.from_numpy(tok))
     return Batch(
         activated,
         torch.from_numpy(mask),

@@ -30,6 +30,8 @@ class DefaultsHelp(argparse.ArgumentDefaultsHelpFormatter):
 
 
 def add_train_parser(sub: Any) -> None:
+    from heads.kinds import KINDS  # the kinds' names and summaries for --kind
+
     p = sub.add_parser(
         "train",
         help="Train one head on a frozen backbone.",
@@ -39,8 +41,8 @@ def add_train_parser(sub: Any) -> None:
     p.add_argument(
         "--kind",
         required=True,
-        choices=["sequence", "token"],
-        help="sequence: one label per text; token: a tag per word (NER)",
+        choices=list(KINDS),
+        help="; ".join(f"{name}: {kind.summary}" for name, kind in KINDS.items()),
     )
     p.add_argument("--train", required=True, nargs="+", help="training file(s)")
     p.add_argument(
@@ -77,13 +79,21 @@ def add_train_parser(sub: Any) -> None:
     p.add_argument(
         "--pooling",
         choices=["mean", "max"],
-        help="sequence heads: mean or max of the attended token features over the text",
+        help="sequence and multilabel heads: mean or max of the attended token features over "
+        "the text",
     )
     p.add_argument(
         "--block",
         choices=["attention", "encoder"],
-        help="sequence heads: the layer over F_t before pooling, one self-attention layer (the "
-        "method's) or a pre-norm transformer encoder layer with a --ff-dim feed-forward",
+        help="sequence and multilabel heads: the layer over F_t before pooling, one "
+        "self-attention layer (the method's) or a pre-norm transformer encoder layer with a "
+        "--ff-dim feed-forward",
+    )
+    p.add_argument(
+        "--threshold",
+        type=float,
+        help="multilabel heads: a label is in the answer when its score reaches this (stored "
+        "in the manifest; every label's score is answered too)",
     )
     p.add_argument(
         "--case-features",

@@ -4,6 +4,9 @@ Formats: CoNLL columns (token ... tag, blank line between sentences), CoLA's raw
 (4 columns, no header), TSV with a header holding a text column (``sentence`` or ``text``)
 and ``label`` (SST-2, IMDB; ``.gz`` is read transparently), CSV with ``text,label`` or
 ``tokens,tags`` columns, and JSONL objects ``{"text", "label"}`` / ``{"tokens", "tags"}``.
+Multi-label data (``--kind multilabel``) has a ``labels`` column or field instead of
+``label``: comma-separated label names in TSV and CSV (empty: none of them), a list (or such
+a string) in JSONL.
 Every malformed row raises :class:`DataError` naming the file and the line number, so a
 user with a broken file learns where, not just that, it is broken.
 """
@@ -20,7 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-Kind = Literal["sequence", "token"]
+import numpy as np
+
+Kind = Literal["sequence", "token", "multilabel"]
 FORMATS = ("auto", "conll", "cola", "tsv", "csv", "jsonl")
 
 
@@ -49,7 +54,25 @@ class TokenExample:
         return " ".join(self.tokens)
 
 
-Example = TextExample | TokenExample
+@dataclass(frozen=True)
+class MultiLabelExample:
+    """One text with any number of labels (possibly none), in file order."""
+
+    text: str
+    labels: tuple[str, ...]
+
+    @property
+    def label(self) -> str:
+        """The labels as a file writes them (comma separated): identifies the example."""
+        return ",".join(self.labels)
+
+
+Example = TextExample | TokenExample | MultiLabelExample
+
+
+def split_labels(value: str) -> tuple[str, ...]:
+    """``"sports, politics"`` -> ``("sports", "politics")``; empty -> no label."""
+    return tuple(part.strip() for part in value.split(",") if part.strip())
 
 
 def _open_text(path: Path) -> io.TextIOBase:
@@ -69,7 +92,8 @@ def detect_format(path: str | Path) -> str:
     if name.endswith(".tsv"):
         with _open_text(path) as fh:
             first = fh.readline().rstrip("\n").split("\t")
-        return "tsv" if "label" in [c.strip().lower() for c in first] else "cola"
+        header = {c.strip().lower() for c in first}
+        return "tsv" if header & {"label", "labels"} else "cola"
     return "conll"
 
 
@@ -126,11 +150,13 @@ def read_cola(path: Path) -> Iterator[Example]:
 
 
 def read_tsv(path: Path) -> Iterator[Example]:
-    """TSV with a header: a ``sentence`` or ``text`` column and a ``label`` column."""
+    """TSV with a header: a ``sentence`` or ``text`` column and a ``label`` column, or a
+    ``labels`` column of comma-separated labels (multi-label; empty: none)."""
     with _open_text(path) as fh:
         header = [c.strip().lower() for c in fh.readline().rstrip("\n").split("\t")]
         text_col = _text_column(path, header)
-        label_col = header.index("label")
+        multi = "label" not in header
+        label_col = header.index("labels" if multi else "label")
         for number, raw in enumerate(fh, 2):
             line = raw.rstrip("\n").rstrip("\r")
             if not line:
@@ -139,6 +165,11 @@ def read_tsv(path: Path) -> Iterator[Example]:
             if len(cols) != len(header):
                 raise _err(path, number, f"expected {len(header)} columns, got {len(cols)}")
             text, label = cols[text_col].strip(), cols[label_col].strip()
+            if multi:
+                if not text:
+                    raise _err(path, number, "empty text")
+                yield MultiLabelExample(text, split_labels(label))
+                continue
             if not text or not label:
                 raise _err(path, number, "empty text or label")
             yield TextExample(text, label)
@@ -147,10 +178,10 @@ def read_tsv(path: Path) -> Iterator[Example]:
 def _text_column(path: Path, header: Sequence[str]) -> int:
     for name in ("text", "sentence"):
         if name in header:
-            if "label" not in header:
+            if "label" not in header and "labels" not in header:
                 break
             return list(header).index(name)
-    raise _err(path, 1, f"header must name a text/sentence column and a label column: {header}")
+    raise _err(path, 1, f"header must name a text/sentence column and a label(s) column: {header}")
 
 
 def read_csv(path: Path) -> Iterator[Example]:
@@ -196,12 +227,24 @@ def _from_record(path: Path, number: int, record: dict[str, object]) -> Example:
         for tag in tags:
             _check_tag(path, number, str(tag))
         return TokenExample(tuple(map(str, tokens)), tuple(map(str, tags)))
+    if "text" in record and "labels" in record:
+        return _multilabel_record(path, number, record)
     if "text" in record and "label" in record:
         text, label = str(record["text"]).strip(), str(record["label"]).strip()
         if not text or not label:
             raise _err(path, number, "empty text or label")
         return TextExample(text, label)
-    raise _err(path, number, "expected text,label or tokens,tags fields")
+    raise _err(path, number, "expected text,label or text,labels or tokens,tags fields")
+
+
+def _multilabel_record(path: Path, number: int, record: dict[str, object]) -> Example:
+    """``{"text", "labels"}``: labels a list or a comma-separated string (empty: none)."""
+    text, values = str(record["text"]).strip(), record["labels"]
+    if isinstance(values, str):
+        values = list(split_labels(values))
+    if not text or not isinstance(values, list):
+        raise _err(path, number, "labels must be a list (or comma separated), text non-empty")
+    return MultiLabelExample(text, tuple(str(v).strip() for v in values if str(v).strip()))
 
 
 _READERS: dict[str, Callable[[Path], Iterator[Example]]] = {
@@ -259,13 +302,38 @@ def case_view(examples: Sequence[Example], view: str) -> list[Example]:
     for e in examples:
         if isinstance(e, TokenExample):
             out.append(TokenExample(tuple(_recase(t, view) for t in e.tokens), e.tags))
+        elif isinstance(e, MultiLabelExample):
+            out.append(MultiLabelExample(_recase(e.text, view), e.labels))
         else:
             out.append(TextExample(_recase(e.text, view), e.label))
     return out
 
 
 def example_kind(examples: Sequence[Example]) -> Kind:
-    return "token" if isinstance(examples[0], TokenExample) else "sequence"
+    """The head kind the examples train (``sidetask train --kind`` must match it)."""
+    if isinstance(examples[0], TokenExample):
+        return "token"
+    return "multilabel" if isinstance(examples[0], MultiLabelExample) else "sequence"
+
+
+def multilabel_labels(examples: Sequence[Example]) -> list[str]:
+    """Every label any multi-label example carries, sorted."""
+    return sorted({v for e in examples if isinstance(e, MultiLabelExample) for v in e.labels})
+
+
+def text_targets(examples: Sequence[Example], labels: Sequence[str]) -> np.ndarray:
+    """Per example its target for the cache: the label index (``-1`` for token examples,
+    whose targets are per token) or, for multi-label examples, a 0/1 row over ``labels``."""
+    if examples and isinstance(examples[0], MultiLabelExample):
+        out = np.zeros((len(examples), len(labels)), dtype=np.float32)
+        for row, e in enumerate(examples):
+            for value in e.labels if isinstance(e, MultiLabelExample) else ():
+                out[row, label_index(labels, value)] = 1.0
+        return out
+    return np.array(
+        [label_index(labels, e.label) if isinstance(e, TextExample) else -1 for e in examples],
+        dtype=np.int64,
+    )
 
 
 def token_labels(examples: Sequence[Example]) -> list[str]:

@@ -26,7 +26,7 @@ from models.backbone import Backbone
 from models.reference import all_hidden_states
 from models.windows import collate, encode_texts, make_windows, plan_batches
 from train.config import ConfigError
-from train.data import Example, TokenExample, case_view, label_index
+from train.data import Example, TokenExample, case_view, label_index, text_targets
 
 IGNORE = -100
 CACHE_VERSION = 1
@@ -155,10 +155,7 @@ def build_cache(
             sub = subtoken_labels(ex, encodings[w.text_index].offsets, labels)
             a = int(offsets[wi]) + 1
             token_labels[a : a + (w.end - w.start)] = sub[w.start : w.end]
-    seq_labels = np.array(
-        [label_index(labels, e.label) if not isinstance(e, TokenExample) else -1 for e in examples],
-        dtype=np.int64,
-    )
+    seq_labels = text_targets(examples, labels)  # (N,) indices, or (N, labels) multi-label
     pad = tok.pad_token_id or 0
     started = time.perf_counter()
     batches = plan_batches(windows, max_batch_tokens, 256)

@@ -19,6 +19,7 @@ from tqdm import tqdm
 from models.defaults import open_backbone
 from train.batches import load_batch, plan
 from train.config import TrainConfig
+from train.kinds import train_kind
 from train.objective import batch_loss, recase_some
 from train.prepare import Prepared, dataset_name, prepare_data
 from train.protocol import finish
@@ -124,7 +125,8 @@ def train_step(
     if state.averaged is not None:
         state.averaged.update_parameters(state.head)
     state.progress["step"] += 1
-    texts = len(units) if cfg.kind == "sequence" else len(set(split.win_text[units].tolist()))
+    by_text = train_kind(cfg.kind).by_text  # units are texts, else windows
+    texts = len(units) if by_text else len(set(split.win_text[units].tolist()))
     return loss.item(), texts
 
 

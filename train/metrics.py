@@ -1,4 +1,5 @@
-"""Metrics: accuracy + MCC (scikit-learn) for classification, seqeval entity P/R/F1 for NER.
+"""Metrics: accuracy + MCC (scikit-learn) for classification, seqeval entity P/R/F1 for NER,
+micro/macro F1 (scikit-learn) for multi-label classification.
 
 NER is scored on the data set's own words: the engine's entity spans (character offsets)
 are mapped back to the words they cover, so the score is about what users receive.
@@ -9,7 +10,14 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sklearn.metrics import accuracy_score, confusion_matrix, matthews_corrcoef
+import numpy as np
+from sklearn.metrics import (
+    accuracy_score,
+    confusion_matrix,
+    f1_score,
+    matthews_corrcoef,
+    precision_recall_fscore_support,
+)
 
 from heads.answers import Entity
 
@@ -26,6 +34,37 @@ def classification_metrics(
         "correct": int(sum(int(a == b) for a, b in zip(y_true, y_pred, strict=True))),
         "labels": list(labels),
         "confusion": confusion_matrix(y_true, y_pred, labels=idx).tolist(),
+    }
+
+
+def multilabel_metrics(
+    y_true: np.ndarray, y_pred: np.ndarray, labels: Sequence[str]
+) -> dict[str, Any]:
+    """Micro F1 (as ``f1``, with micro precision and recall), macro F1, the exact-match share
+    (``accuracy``: every label of the text right) and per-label P/R/F1; rows are texts,
+    columns labels, values 0/1. A label never true nor predicted scores 0 in the macro mean."""
+    true, pred = np.asarray(y_true, dtype=np.int64), np.asarray(y_pred, dtype=np.int64)
+    p, r, f, support = precision_recall_fscore_support(true, pred, zero_division=0)
+    micro_p, micro_r, micro_f, _ = precision_recall_fscore_support(
+        true, pred, average="micro", zero_division=0
+    )
+    return {
+        "f1": float(micro_f),
+        "precision": float(micro_p),
+        "recall": float(micro_r),
+        "macro_f1": float(f1_score(true, pred, average="macro", zero_division=0)),
+        "accuracy": float(accuracy_score(true, pred)),
+        "n": int(true.shape[0]),
+        "labels": list(labels),
+        "per_label": {
+            name: {
+                "precision": float(p[i]),
+                "recall": float(r[i]),
+                "f1": float(f[i]),
+                "support": int(support[i]),
+            }
+            for i, name in enumerate(labels)
+        },
     }
 
 
@@ -86,6 +125,19 @@ def ner_metrics(
 def format_table(result: Mapping[str, Any]) -> str:
     """A readable summary of a metrics dict (classification or NER)."""
     lines = []
+    if "per_label" in result:
+        lines.append(
+            f"micro P {result['precision']:.4f}  R {result['recall']:.4f}  F1 {result['f1']:.4f}"
+            f"  macro F1 {result['macro_f1']:.4f}  exact {result['accuracy']:.4f}"
+            f"  ({result['n']} texts)"
+        )
+        lines.append(f"{'label':<12}{'P':>8}{'R':>8}{'F1':>8}{'support':>9}")
+        for name, v in result["per_label"].items():
+            lines.append(
+                f"{name:<12}{v['precision']:>8.4f}{v['recall']:>8.4f}{v['f1']:>8.4f}"
+                f"{v['support']:>9}"
+            )
+        return "\n".join(lines)
     if "f1" in result:
         lines.append(
             f"entity  P {result['precision']:.4f}  R {result['recall']:.4f}  "

@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any
 
 import torch
-import torch.nn.functional as F
 
 from heads.casing import LOWERED
 from heads.task_head import TaskHead
 from train.batches import Batch
 from train.config import TrainConfig
-from train.evaluate import head_logits
-from train.features import IGNORE
+from train.kinds import train_kind
 
 
 def lower_case_some(batch: Batch, p: float, seed: int) -> Batch:
@@ -52,24 +49,11 @@ def file_weights(cfg: TrainConfig) -> list[float]:
 
 
 def batch_loss(
-    head: TaskHead, batch: Any, cfg: TrainConfig, class_weight: torch.Tensor | None = None
+    head: TaskHead, batch: Batch, cfg: TrainConfig, class_weight: torch.Tensor | None = None
 ) -> torch.Tensor:
-    logits = head_logits(head, batch)
-    if head.kind == "sequence":
-        loss = F.cross_entropy(
-            logits.float(),
-            batch.labels,
-            weight=class_weight,
-            label_smoothing=cfg.label_smoothing,
-        )
-    else:
-        loss = F.cross_entropy(
-            logits.float().flatten(0, 1),
-            batch.labels.flatten(),
-            weight=class_weight,
-            ignore_index=IGNORE,
-            label_smoothing=cfg.label_smoothing,
-        )
+    """The kind's loss of the batch (``train/kinds/``) plus the entropy regulariser."""
+    kind = train_kind(head.kind)
+    loss = kind.loss(kind.logits(head, batch), batch, cfg.label_smoothing, class_weight)
     if cfg.entropy > 0 and head.mixer.mode == "adaptive":
         loss = loss + cfg.entropy * head.mixer.entropy()
     return loss

@@ -17,8 +17,9 @@ from models.backbone import Backbone
 from train.batches import windows_by_text
 from train.class_weights import class_weights
 from train.config import ConfigError, TrainConfig
-from train.data import Example, example_kind, read_examples, token_labels
+from train.data import Example, example_kind, read_examples
 from train.features import CachedSplit, build_cache, with_case_ids, with_upper_case_ids
+from train.kinds import train_kind
 from train.objective import file_weights
 from train.protocol import EvalSet, carve_validation, case_views
 
@@ -71,7 +72,7 @@ def prepare_data(cfg: TrainConfig, backbone: Backbone, device: torch.device) -> 
         device=device,
         labels=labels,
         splits=splits,
-        groups=[windows_by_text(s) if cfg.kind == "sequence" else None for s in splits],
+        groups=[windows_by_text(s) if train_kind(cfg.kind).by_text else None for s in splits],
         weights=file_weights(cfg),
         class_weight=None if class_weight is None else class_weight.to(device),
         vals=vals,
@@ -91,16 +92,17 @@ def read_training_sets(cfg: TrainConfig) -> list[list[Example]]:
     ]
     if any(example_kind(ex) != cfg.kind for ex in sets):
         raise ConfigError(f"--kind {cfg.kind} does not match the training data")
+    if cfg.class_weights:
+        try:
+            train_kind(cfg.kind).check_class_weights()
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
     return sets
 
 
 def resolve_labels(cfg: TrainConfig, examples: list[Example]) -> list[str]:
-    if cfg.labels:
-        return list(cfg.labels)
-    if cfg.kind == "token":
-        return token_labels(examples)
-    values = sorted({e.label for e in examples if hasattr(e, "label")})  # type: ignore[union-attr]
-    return sorted(values, key=lambda v: (not v.isdigit(), int(v) if v.isdigit() else 0, v))
+    """``--labels``, else the label set the kind reads from the training examples."""
+    return list(cfg.labels) if cfg.labels else train_kind(cfg.kind).labels_of(examples)
 
 
 def cached(

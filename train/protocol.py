@@ -24,8 +24,8 @@ from heads.task_head import TaskHead
 from models.backbone import Backbone
 from train.calibration import calibration_report, fit_temperature
 from train.config import ConfigError, TrainConfig
-from train.data import CASE_VIEWS, Example, TextExample, case_view, label_index
-from train.evaluate import predict_cached, score, sequence_logits, token_logits
+from train.data import CASE_VIEWS, Example, case_view
+from train.evaluate import predict_cached, score
 from train.features import (
     CASED_TOKENIZER,
     CachedSplit,
@@ -33,6 +33,7 @@ from train.features import (
     ignores_case,
     with_case_ids,
 )
+from train.kinds import train_kind
 from train.plots import plot_reliability
 from train.validation import carve, describe, subset_split, val_name
 
@@ -82,7 +83,7 @@ def flat_metrics(results: dict[str, Any], prefix: str = "") -> dict[str, float]:
     for name, result in results.items():
         if not isinstance(result, dict):
             continue
-        for key in ("accuracy", "mcc", "precision", "recall", "f1", "correct", "n"):
+        for key in ("accuracy", "mcc", "precision", "recall", "f1", "macro_f1", "correct", "n"):
             if key in result:
                 flat[f"{name}{prefix}_{key}"] = float(result[key])
     return flat
@@ -138,11 +139,7 @@ def with_case(sets: list[EvalSet], backbone: Backbone, cfg: TrainConfig) -> list
 
 
 def _logits_and_gold(head: TaskHead, s: EvalSet, device: torch.device) -> tuple[Any, list[int]]:
-    if head.kind == "sequence":
-        gold = [label_index(head.labels, e.label) for e in s.examples if isinstance(e, TextExample)]
-        return sequence_logits(head, s.split, device=device), gold
-    logits, labels = token_logits(head, s.split, device=device)
-    return logits, labels.tolist()
+    return train_kind(head.kind).calibration_data(head, s.split, s.examples, device)
 
 
 def finish(
@@ -169,7 +166,7 @@ def finish(
         "dev": evaluate_sets(head, scored_devs, backbone, cfg, device),
     }
     metrics = flat_metrics(results["val"]) | flat_metrics(results["dev"])
-    if head.kind == "token":
+    if train_kind(head.kind).constrained_decoding:
         viterbi = evaluate_sets(head, scored_vals + scored_devs, backbone, cfg, device, True)
         metrics |= flat_metrics({f"{k}_viterbi": v for k, v in viterbi.items()})
     curves: dict[str, Any] = {}

@@ -35,6 +35,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from train.config import TrainConfig
     from train.data import read_examples
     from train.features import build_cache, with_case_ids
+    from train.kinds import train_kind
     from train.loop import dataset_name
     from train.protocol import EvalSet, case_views, evaluate_sets
 
@@ -42,8 +43,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     device = torch.device("cpu")
     backbone = open_backbone(None, device)
     head = load_head(args.head, backbone.info)
+    kind = train_kind(head.kind)
     cfg = TrainConfig(
-        task=head.name, kind=head.kind, train=[], dev=[args.data], out="", metric=args.metric
+        task=head.name, kind=kind.name, train=[], dev=[args.data], out="", metric=args.metric
     )
     examples = read_examples(args.data)
     split = build_cache(backbone, examples, head.labels, args.cache_dir, cfg.overlap)
@@ -51,24 +53,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         info = backbone.info
         split = with_case_ids(split, examples, backbone.tokenizer, info.max_length, cfg.overlap)
     sets = [EvalSet(dataset_name(args.data), examples, split)]
-    if head.kind == "token":
+    if kind.constrained_decoding:  # token heads: every case view, both decodings
         sets = case_views(sets, backbone, cfg)
     metric = cfg.selection_metric
     out: dict[str, float] = {}
-    for constrained in (False, True) if head.kind == "token" else (False,):
+    for constrained in (False, True) if kind.constrained_decoding else (False,):
         results = evaluate_sets(head, sets, backbone, cfg, device, constrained)
         decoding = "viterbi" if constrained else "argmax"
         for s in sets:
             out[f"{s.name}_{decoding}_{metric}"] = float(results[s.name][metric])
         out[f"mean_{decoding}_{metric}"] = float(results["selection"])
-    if head.kind == "sequence":
+    if kind.by_text:  # per-text kinds: calibration of the scores (multi-label: per label)
         from train.calibration import ece
-        from train.data import TextExample, label_index
-        from train.evaluate import sequence_logits
 
-        probs = torch.softmax(sequence_logits(head, split, device=device), -1).numpy()
-        gold = [label_index(head.labels, e.label) for e in examples if isinstance(e, TextExample)]
-        out[f"{sets[0].name}_ece"] = ece(probs, gold)
+        logits, gold = kind.calibration_data(head, split, examples, device)
+        out[f"{sets[0].name}_ece"] = ece(torch.softmax(logits, -1).numpy(), gold)
     for key, value in out.items():
         print(f"{key}\t{value:.4f}")
     if args.json:

@@ -75,7 +75,7 @@ def new_head(cfg: TrainConfig, backbone: Backbone, labels: list[str]) -> TaskHea
     manifest = HeadManifest(
         name=cfg.task,
         version=cfg.version,
-        kind=cfg.kind,  # type: ignore[arg-type]
+        kind=cfg.kind,
         labels=labels,
         k=cfg.k,
         alpha=cfg.alpha,
@@ -90,6 +90,7 @@ def new_head(cfg: TrainConfig, backbone: Backbone, labels: list[str]) -> TaskHea
         pooling=cfg.pooling,  # type: ignore[arg-type]
         block=cfg.block,  # type: ignore[arg-type]
         case_features=cfg.case_features,
+        threshold=cfg.threshold,
         backbone=fingerprint_of(info),
         description=cfg.description,
     )

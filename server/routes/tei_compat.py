@@ -15,7 +15,7 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr
 
 from engine.core import AnalyzeRequest, Engine
-from heads.answers import ClassAnswer
+from heads.answers import ClassAnswer, MultiLabelAnswer, TaskAnswer
 from server.errors import ApiError, ErrorKind
 from server.routes.deps import require_key
 from server.routes.fast_json import OrjsonResponse
@@ -120,7 +120,9 @@ async def embed(body: EmbedBody, request: Request) -> OrjsonResponse:
 
 
 def sequence_heads(engine: Engine) -> list[str]:
-    return [n for n in engine.heads.names if engine.heads.heads[n].manifest.kind == "sequence"]
+    """Heads that answer a text with a score per label (sequence and multi-label kinds): the
+    ones ``/predict`` serves (token heads answer entities)."""
+    return [n for n in engine.heads.names if engine.heads.heads[n].kind.per_text]
 
 
 def _pick_task(engine: Engine, task: str | None) -> str:
@@ -143,8 +145,11 @@ def _pick_task(engine: Engine, task: str | None) -> str:
     return task
 
 
-def predictions(answer: ClassAnswer, top_k: int | None = None) -> list[dict[str, Any]]:
-    """TEI's shape: every label with its probability, most likely first."""
+def predictions(answer: TaskAnswer, top_k: int | None = None) -> list[dict[str, Any]]:
+    """TEI's shape: every label with its probability, most likely first (a multi-label
+    head's independent scores, as TEI gives for multi-label models)."""
+    if not isinstance(answer, ClassAnswer | MultiLabelAnswer):
+        raise TypeError(f"/predict needs a per-text answer, got {type(answer).__name__}")
     ranked = sorted(answer.scores.items(), key=lambda kv: kv[1], reverse=True)
     return [{"label": label, "score": score} for label, score in ranked[:top_k]]
 
@@ -160,7 +165,7 @@ async def _predict(body: PredictBody, task: str | None, request: Request) -> Orj
     state.metrics.task_requests.labels(task=name).inc()
     result = await submit_and_wait(state, AnalyzeRequest(texts, [name]), early, request)
     top_k = body.parameters.top_k if body.parameters else None
-    ranked = [predictions(answer, top_k) for answer in result.class_answers(name)]
+    ranked = [predictions(answer[name], top_k) for answer in result.results]
     return OrjsonResponse(ranked[0] if isinstance(body.inputs, str) else ranked)
 
 

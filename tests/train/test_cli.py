@@ -44,7 +44,7 @@ def train_argv(tmp_path: Path, data: Path, *extra: str) -> list[str]:
         ),
         (
             ["--kind", "token", "--pooling", "max"],
-            "--pooling is for sequence heads (--kind sequence) only",
+            "--pooling is for sequence or multilabel heads (--kind sequence or multilabel) only",
         ),
         (
             ["--kind", "sequence", "--val-fraction", "0.6"],
@@ -97,5 +97,5 @@ def test_the_command_exits_with_status_2(tmp_path: Path) -> None:
     )
     assert done.returncode == 2
     assert done.stderr.strip() == (
-        "sidetask train: error: --block is for sequence heads (--kind sequence) only"
+        "sidetask train: error: --block is for sequence or multilabel heads (--kind sequence or multilabel) only"
     )

@@ -23,8 +23,8 @@ def make(**kw: object) -> TrainConfig:
 TOKEN_CASED = dict(kind="token", case_features=True)
 
 BROKEN = [
-    (dict(kind="token", pooling="max"), "--pooling is for sequence heads"),
-    (dict(kind="token", block="encoder"), "--block is for sequence heads"),
+    (dict(kind="token", pooling="max"), "--pooling is for sequence or multilabel heads"),
+    (dict(kind="token", block="encoder"), "--block is for sequence or multilabel heads"),
     (dict(label_smoothing=1.0), "--label-smoothing takes a share in [0, 1), got 1.0"),
     (dict(label_smoothing=-0.1), "--label-smoothing takes a share"),
     (dict(lr_patience=-1), "--lr-patience takes a count >= 0, got -1"),
