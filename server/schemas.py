@@ -56,6 +56,24 @@ class Entity(BaseModel):
     score: float
 
 
+class LabelScore(BaseModel):
+    label: str
+    score: float = Field(description="Its probability (an independent sigmoid per label).")
+
+
+class MultiLabelAnswer(BaseModel):
+    """A multilabel head's answer: any number of labels per text."""
+
+    labels: list[LabelScore] = Field(
+        description="The labels whose score reaches the threshold, most likely first (may be "
+        "empty)."
+    )
+    scores: dict[str, float] = Field(
+        description="Every label's probability, so a client can apply its own threshold."
+    )
+    threshold: float = Field(description="The head's threshold (its manifest) that was applied.")
+
+
 class Usage(BaseModel):
     tokens: int = Field(ge=0, description="Tokens run through the backbone (windows included).")
     layers_run: int = Field(ge=0, description="Backbone layers that ran (early exit shortens).")
@@ -93,14 +111,17 @@ class AnalyzeResponse(BaseModel):
         }
     )
 
-    results: list[dict[str, ClassAnswer | list[Entity] | list[float] | str]]
+    results: list[dict[str, ClassAnswer | MultiLabelAnswer | list[Entity] | list[float] | str]]
     backbone: str
     usage: Usage
 
 
 class HeadInfo(BaseModel):
     name: str
-    kind: str = Field(description="sequence (one answer per text) or token (entities).")
+    kind: str = Field(
+        description="sequence (one label per text), multilabel (any number of labels per text) "
+        "or token (entities)."
+    )
     labels: list[str]
     version: str
     description: str = ""

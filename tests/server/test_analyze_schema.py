@@ -130,6 +130,8 @@ def test_error_bodies_match_the_published_schema(make_app: Any) -> None:
     [
         (schemas.ClassAnswer, answers.ClassAnswer),
         (schemas.Entity, answers.Entity),
+        (schemas.MultiLabelAnswer, answers.MultiLabelAnswer),
+        (schemas.LabelScore, answers.LabelScore),
         (schemas.Usage, Usage),
         (schemas.AnalyzeResponse, AnalyzePayload),
     ],
