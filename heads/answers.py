@@ -4,6 +4,10 @@ The engine hands these to the server and the command line unchanged; orjson writ
 dataclass's fields in declaration order, so the field order here *is* the JSON key order of
 ``POST /analyze`` (``server/schemas.py`` documents the same shapes for OpenAPI, and
 ``tests/server/test_analyze_schema.py`` checks the raw bodies against that schema).
+
+No ``slots=True``: orjson reads a plain dataclass's ``__dict__``, about as fast as a dict,
+but a slotted one field by field, several times slower (the JSON is written on the event
+loop).
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from dataclasses import dataclass
 from typing import TypeAlias
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class ClassAnswer:
     """A sequence head's answer: the most likely label, its probability, every label's."""
 
@@ -21,7 +25,7 @@ class ClassAnswer:
     scores: dict[str, float]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Entity:
     """A span of the original text (``text == original[start:end]``, Python str offsets)."""
 
@@ -32,13 +36,13 @@ class Entity:
     score: float
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class LabelScore:
     label: str
     score: float
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class MultiLabelAnswer:
     """A multi-label head's answer: the labels whose score reaches ``threshold`` (most likely
     first), and every label's independent score so a client can apply its own threshold."""
