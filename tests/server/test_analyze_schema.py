@@ -2,8 +2,8 @@
 
 The route returns the engine's JSON bytes as they are (FastAPI does not validate a returned
 Response against ``response_model``), so these tests are what holds the bytes to the
-contract: every task kind (sequence, token, the main task of an encoder and of BART), every
-error status a client can provoke, and no key the schema does not document.
+contract: every task kind (sequence, token, multi-label, the main task of an encoder and of
+BART), every error status a client can provoke, and no key the schema does not document.
 """
 
 from __future__ import annotations
@@ -15,10 +15,12 @@ from typing import Any
 
 import pytest
 from app_harness import engine_factory, running, save_tiny_heads
+from conftest import random_head
 from schema_check import response_validator, schema_errors
 
 from engine.prepared import AnalyzePayload, Usage
 from heads import answers
+from heads.io import save_head
 from models.backbone import Backbone
 from server import schemas
 from server.app import create_app
@@ -54,18 +56,23 @@ def test_answers_of_every_task_kind_match_the_published_schema(
     model: Backbone = request.getfixturevalue(backbone)
     folder: Path = request.getfixturevalue(backbone + "_dir")
     heads = save_tiny_heads(model.info, tmp_path / "heads")
+    topics = random_head(model.info, "topics", "multilabel", labels=["sport", "politics", "art"])
+    topics.manifest.threshold = 0.3  # random weights: some labels over it, some under
+    save_head(topics, heads / "topics")
     settings = Settings(backbone=str(folder), heads_dir=[heads], generate_max_length=6)
     app = create_app(settings, engine_factory(model))
     main = model.info.main_task
-    asked = [None, ["sentiment"], ["ner"], [main], ["ner", main, "sentiment"]]
+    asked = [None, ["sentiment"], ["ner"], ["topics"], [main], ["ner", main, "topics", "sentiment"]]
     openapi, bodies = _bodies(app, [{"texts": TEXTS, "tasks": t} for t in asked])
     validator = response_validator(openapi, "/analyze", 200)
     for tasks, body in zip(asked, bodies, strict=True):
         assert schema_errors(validator, body) == [], tasks
-        expected = sorted(tasks or ["ner", "sentiment"], key=lambda t: (t == main, t))
+        expected = sorted(tasks or ["ner", "sentiment", "topics"], key=lambda t: (t == main, t))
         assert all(list(answer) == expected for answer in body["results"])
     every = bodies[-1]["results"][0]
     assert every["ner"] and isinstance(every[main], list if main == "embedding" else str)
+    assert list(every["topics"]) == ["labels", "scores", "threshold"]
+    assert any(answer["topics"]["labels"] for answer in bodies[-1]["results"])
 
 
 def test_the_schema_check_refuses_bodies_off_the_contract(make_app: Any) -> None:
