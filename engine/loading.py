@@ -179,6 +179,8 @@ def build_engine(settings: EngineSettings, observer: StageObserver | None = None
     if settings.compile:
         backbone.compile_layers()
         log.info("backbone compiled and warmed up in %.1f s", backbone.compile_warmup())
+    elif backbone.use_unpadded(settings.unpad):
+        log.info("backbone runs without pad tokens (unpad)")
     heads = load_heads(settings, backbone)
     kernel = check_kernel(settings, backbone, heads)
     config = EngineConfig.from_settings(settings, kernel.path, backbone.device)

@@ -80,6 +80,13 @@ class EngineSettings(BaseModel):
         description="torch.compile each backbone layer (Inductor, dynamic shapes: one graph "
         "for every batch x length) and compile it at start-up, before /readyz says ready.",
     )
+    unpad: bool = Field(
+        True,
+        description="Run a BERT-family backbone without pad tokens: linear and feed-forward "
+        "layers on the real tokens only, attention per run of equal-length rows (the same "
+        "hidden states; faster the more a micro-batch's lengths differ, "
+        "docs/benchmarks.md#padding). Other backbones and compile keep the padded pass.",
+    )
     plan_cache_size: int = Field(
         64,
         gt=0,
