@@ -12,11 +12,12 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeAlias
 
 import torch
 from torch import nn
 
+from heads.answers import TaskAnswer
 from models.windows import TextEncoding, Window
 
 if TYPE_CHECKING:
@@ -32,7 +33,8 @@ KIND_OPTIONS: Mapping[str, object] = {
     "threshold": 0.5,
 }
 
-Answer = Any  # what one text gets from one head (JSON-ready)
+#: What one text gets from one head (a record of heads/answers.py, written to JSON as is).
+Answer: TypeAlias = TaskAnswer
 
 
 class HeadKind(ABC):
