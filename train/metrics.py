@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 from sklearn.metrics import (
     accuracy_score,
     confusion_matrix,
@@ -38,7 +39,7 @@ def classification_metrics(
 
 
 def multilabel_metrics(
-    y_true: np.ndarray, y_pred: np.ndarray, labels: Sequence[str]
+    y_true: ArrayLike, y_pred: ArrayLike, labels: Sequence[str]
 ) -> dict[str, Any]:
     """Micro F1 (as ``f1``, with micro precision and recall), macro F1, the exact-match share
     (``accuracy``: every label of the text right) and per-label P/R/F1; rows are texts,

@@ -97,5 +97,6 @@ def test_the_command_exits_with_status_2(tmp_path: Path) -> None:
     )
     assert done.returncode == 2
     assert done.stderr.strip() == (
-        "sidetask train: error: --block is for sequence or multilabel heads (--kind sequence or multilabel) only"
+        "sidetask train: error: --block is for sequence or multilabel heads "
+        "(--kind sequence or multilabel) only"
     )

@@ -9,11 +9,15 @@ import pytest
 
 from train.data import (
     DataError,
+    MultiLabelExample,
     TextExample,
     TokenExample,
     detect_format,
+    example_kind,
     label_index,
+    multilabel_labels,
     read_examples,
+    text_targets,
     token_labels,
 )
 
@@ -103,3 +107,56 @@ def test_label_index_accepts_names_and_indices() -> None:
     assert label_index(labels, "0") == 0
     with pytest.raises(DataError):
         label_index(labels, "2")
+
+
+def test_multilabel_tsv_splits_the_labels_column_on_commas_and_empty_means_none(
+    tmp_path: Path,
+) -> None:
+    f = write(
+        tmp_path / "topics.tsv",
+        "text\tlabels\nthe match and the vote\tsports, politics\n"
+        "a quiet day\t\nnew stars\tscience\n",
+    )
+    assert detect_format(f) == "tsv"
+    ex = read_examples(f)
+    assert ex == [
+        MultiLabelExample("the match and the vote", ("sports", "politics")),
+        MultiLabelExample("a quiet day", ()),
+        MultiLabelExample("new stars", ("science",)),
+    ]
+    assert example_kind(ex) == "multilabel"
+    assert multilabel_labels(ex) == ["politics", "science", "sports"]
+
+
+def test_multilabel_jsonl_takes_a_list_or_a_comma_separated_string(tmp_path: Path) -> None:
+    f = write(
+        tmp_path / "t.jsonl",
+        '{"text": "a", "labels": ["x", "y"]}\n{"text": "b", "labels": "y"}\n'
+        '{"text": "c", "labels": []}\n',
+    )
+    assert read_examples(f) == [
+        MultiLabelExample("a", ("x", "y")),
+        MultiLabelExample("b", ("y",)),
+        MultiLabelExample("c", ()),
+    ]
+
+
+def test_multilabel_rows_without_text_name_their_line(tmp_path: Path) -> None:
+    f = write(tmp_path / "t.tsv", "text\tlabels\nfine\tx\n \tx\n")
+    with pytest.raises(DataError, match=r"t\.tsv:3: empty text"):
+        read_examples(f)
+
+
+def test_multilabel_targets_are_one_row_of_zeros_and_ones_per_text() -> None:
+    ex = [
+        MultiLabelExample("a", ("y",)),
+        MultiLabelExample("b", ()),
+        MultiLabelExample("c", ("x", "y")),
+    ]
+    assert text_targets(ex, ["x", "y"]).tolist() == [[0, 1], [0, 0], [1, 1]]
+    with pytest.raises(DataError, match="'z'"):
+        text_targets([MultiLabelExample("a", ("z",))], ["x", "y"])
+    assert text_targets([TextExample("a", "y"), TextExample("b", "x")], ["x", "y"]).tolist() == [
+        1,
+        0,
+    ]
