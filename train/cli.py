@@ -184,8 +184,9 @@ def add_train_parser(sub: Any) -> None:
     )
     p.add_argument(
         "--metric",
-        choices=["accuracy", "mcc", "f1"],
-        help="dev metric that selects the best head (default: accuracy, f1 for token heads)",
+        choices=["accuracy", "mcc", "f1", "macro_f1"],
+        help="metric that selects the best head (default by kind: accuracy for sequence, entity "
+        "f1 for token, micro f1 for multilabel heads; mcc: sequence only; macro_f1: multilabel)",
     )
     p.add_argument("--overlap", type=int, help="window overlap (as the engine)")
     p.add_argument("--cache-dir", help="where cached backbone states are kept")

@@ -94,7 +94,8 @@ Rule = tuple[bool, str]  # (broken, what to fix)
 
 def _kind_rules(c: TrainConfig) -> list[Rule]:
     """A known kind, and options of other kinds left at their defaults (as the manifest
-    checks: ``heads/kinds/``). Imported here: building a config stays free of torch."""
+    checks: ``heads/kinds/``), and a selection metric the kind scores. Imported here:
+    train.config itself stays importable without torch (the parsers read its defaults)."""
     from heads.kinds import KIND_OPTIONS, KINDS, kinds_accepting
 
     if c.kind not in KINDS:
@@ -105,6 +106,11 @@ def _kind_rules(c: TrainConfig) -> list[Rule]:
         flag = "--" + option.replace("_", "-")
         broken = getattr(c, option) != default and option not in KINDS[c.kind].options
         rules.append((broken, f"{flag} is for {owners} heads (--kind {owners}) only"))
+    from train.kinds import train_kind  # the kinds' training halves import this module
+
+    metrics = train_kind(c.kind).metrics
+    wrong = c.metric is not None and c.metric not in metrics
+    rules.append((wrong, f"--metric {c.metric} is not a {c.kind} metric: {', '.join(metrics)}"))
     return rules
 
 

@@ -11,6 +11,7 @@ import random
 from pathlib import Path
 from typing import Any
 
+import pytest
 from app_harness import engine_factory, running
 from schema_check import response_validator, schema_errors
 
@@ -95,3 +96,14 @@ def test_train_a_multilabel_head_then_serve_it(
         key=lambda t: -body["results"][0]["topics"]["scores"][t],
     )
     assert [h["kind"] for h in tasks["heads"]] == ["multilabel"]
+
+
+def test_class_weights_are_refused_for_multilabel_heads(
+    tmp_path: Path, tiny_roberta_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = topics_file(tmp_path / "topics.tsv", n=8)
+    argv = ["train", "--task", "topics", "--kind", "multilabel", "--train", str(data), "--dev"]
+    argv += [str(data), "--out", str(tmp_path / "out"), "--backbone", str(tiny_roberta_dir)]
+    argv += ["--cache-dir", str(tmp_path / "cache"), "--class-weights", "balanced"]
+    assert main(argv) == 2
+    assert "--class-weights is for single-label kinds" in capsys.readouterr().err

@@ -43,6 +43,8 @@ class TrainKind(ABC):
     by_text: ClassVar[bool]
     #: The selection metric unless ``--metric`` says otherwise.
     default_metric: ClassVar[str]
+    #: The metrics :meth:`score` gives that can select (``--metric``).
+    metrics: ClassVar[tuple[str, ...]]
     #: Whether scores are also reported with the BIO-constrained decoding (token heads).
     constrained_decoding: ClassVar[bool] = False
 

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 class MultiLabelTraining(SequenceTraining):
     name: ClassVar[str] = "multilabel"
     default_metric: ClassVar[str] = "f1"  # micro F1
+    metrics: ClassVar[tuple[str, ...]] = ("f1", "macro_f1", "accuracy", "precision", "recall")
 
     def labels_of(self, examples: Sequence[Example]) -> list[str]:
         return multilabel_labels(examples)

@@ -49,6 +49,7 @@ class SequenceTraining(TrainKind):
     name: ClassVar[str] = "sequence"
     by_text: ClassVar[bool] = True
     default_metric: ClassVar[str] = "accuracy"
+    metrics: ClassVar[tuple[str, ...]] = ("accuracy", "mcc")
 
     def labels_of(self, examples: Sequence[Example]) -> list[str]:
         values = {e.label for e in examples if isinstance(e, TextExample)}

@@ -25,6 +25,7 @@ class TokenTraining(TrainKind):
     name: ClassVar[str] = "token"
     by_text: ClassVar[bool] = False
     default_metric: ClassVar[str] = "f1"
+    metrics: ClassVar[tuple[str, ...]] = ("f1", "precision", "recall")
     constrained_decoding: ClassVar[bool] = True
 
     def labels_of(self, examples: Sequence[Example]) -> list[str]:
