@@ -32,6 +32,10 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
         "Q8: small requests beside a giant one, hang-ups, a lone request's overhead.",
     ),
     "step_size": ("benchmarks.step_size", "Q9: cost per window vs windows per micro-batch."),
+    "padding": (
+        "benchmarks.padding",
+        "Padded-token fraction by batching policy; padded vs padding-free forward.",
+    ),
     "compile": ("benchmarks.compile", "torch.compile of the backbone vs eager (--compile)."),
     "limit": (
         "benchmarks.limit",
