@@ -25,7 +25,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--cache-dir", default="cache/features", help="feature cache folder")
     p.add_argument("--threads", type=int, default=1, help="CPU threads for torch")
     p.add_argument("--json", default=None, help="write the metrics as JSON here")
-    p.add_argument("--metric", default=None, help="accuracy | mcc | f1 (default: by kind)")
+    p.add_argument(
+        "--metric", default=None, help="accuracy | mcc | f1 | macro_f1 (default: by kind)"
+    )
     args = p.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch

@@ -59,9 +59,11 @@ function highlighted(text, entities) {
 
 function scoreBars(answer) {
   const box = el("div", { class: "bars" });
+  // a class answer marks its label; a multi-label answer every label over its threshold
+  const marked = new Set(Array.isArray(answer.labels) ? answer.labels.map((x) => x.label) : [answer.label]);
   for (const [label, p] of Object.entries(answer.scores)) {
     const pct = (100 * p).toFixed(1);
-    box.append(el("div", { class: "bar" + (label === answer.label ? " top" : ""), "data-label": label },
+    box.append(el("div", { class: "bar" + (marked.has(label) ? " top" : ""), "data-label": label },
       el("span", { class: "name" }, label),
       el("span", { class: "track" }, el("span", { class: "fill", style: `width:${pct}%` })),
       el("span", { class: "value" }, p.toFixed(3))));
