@@ -229,6 +229,13 @@ def plan(args: argparse.Namespace) -> list[Step]:
             "torch.compile of the backbone vs eager: start-up, texts/s, same answers",
         ),
         Step(
+            "padding",
+            [*py, "benchmarks.padding", *cuda, *backbone, *data, "--requests", "16", *out],
+            45,
+            "padded-token fraction by policy; padded vs padding-free (unpad) forward and "
+            "engine; what jagged NJT SDPA picks on CUDA",
+        ),
+        Step(
             "limit",
             [*py, "benchmarks.limit", *cuda, *backbone, "--size", "8192", *out],
             20,

@@ -198,6 +198,19 @@ def run_all(
         backbone.forward(ids, mask, main=True)
 
 
+def max_difference(backbone: Any, inputs: Sequence[tuple[torch.Tensor, torch.Tensor]]) -> float:
+    """Largest |padded - padding-free| last hidden state over the real tokens of ``inputs``."""
+    worst = 0.0
+    for ids, mask in inputs:
+        states = []
+        for unpadded in (False, True):
+            backbone.unpadded = unpadded
+            states.append(backbone.forward(ids, mask, main=False).last_hidden)
+        real = mask.bool()
+        worst = max(worst, float((states[0][real].float() - states[1][real].float()).abs().max()))
+    return worst
+
+
 def run_engine(engine: Any, batches: Batches, unpadded: bool) -> None:
     """``Engine.run_step`` over every micro-batch: backbone, accumulator and all heads."""
     engine.backbone.unpadded = unpadded
@@ -252,6 +265,7 @@ def measure(
         },
         "caps": {"max_batch_tokens": tokens, "max_batch_size": rows, "clients": args.clients},
         "padding": {k: padding_stats(v) for k, v in policies.items()},
+        "unpadded_max_abs_diff_last_hidden": max_difference(bb, inputs["scheduler"]),
         "ms": ms,
         "ratio_per_round": ratios,
         "raw": times.raw(),

@@ -112,6 +112,7 @@ def test_padding_benchmark_writes_every_policy_and_variant(
         for stats in r["padding"].values():
             assert 0 <= stats["padded_fraction"] < 1
         assert len({s["real_tokens"] for s in r["padding"].values()}) == 1  # the same windows
+        assert r["unpadded_max_abs_diff_last_hidden"] < 1e-4
         assert set(r["ms"]) == {
             "fifo",
             "scheduler",
