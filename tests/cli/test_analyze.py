@@ -10,9 +10,11 @@ from typing import Any
 
 import pytest
 from app_harness import assert_same_answers, engine_factory, running, save_tiny_heads
+from conftest import random_head
 from schema_check import response_validator, schema_errors
 
 from cli.main import build_parser, main
+from heads.io import save_head
 from models.backbone import Backbone
 from server.app import create_app
 from server.settings import Settings
@@ -34,14 +36,18 @@ def test_analyze_with_heads_and_readable_output(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     heads = save_tiny_heads(tiny_roberta.info, tmp_path)
+    topics = random_head(tiny_roberta.info, "topics", "multilabel", labels=["art", "sport"])
+    topics.manifest.threshold = 0.01  # random weights: both labels chosen
+    save_head(topics, heads / "topics")
     args = ["--backbone", str(tiny_roberta_dir), "--heads-dir", str(heads)]
     assert main(["analyze", "great movie", *args]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == "> great movie"
     assert re.fullmatch(r"  ner: .*(\[\d+:\d+\]|\(none\))", lines[1]), lines
     assert re.fullmatch(r"  sentiment: (negative|positive) \(0\.\d{3}\)", lines[2]), lines
-    assert re.fullmatch(r"  embedding: \[(-?0\.\d{4}, ){4}\.\.\.\] \(64 floats\)", lines[3]), lines
-    assert re.fullmatch(r"\(.+: \d+ tokens, 3 layers run\)", lines[4]), lines
+    assert re.fullmatch(r"  topics: (art|sport) \(0\.\d{3}\); (art|sport) \(0\.\d{3}\)", lines[3])
+    assert re.fullmatch(r"  embedding: \[(-?0\.\d{4}, ){4}\.\.\.\] \(64 floats\)", lines[4]), lines
+    assert re.fullmatch(r"\(.+: \d+ tokens, 3 layers run\)", lines[5]), lines
 
 
 def test_analyze_json_is_the_route_answer_and_matches_its_schema(
