@@ -12,13 +12,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
 from app_harness import engine_factory, running
+from conftest import random_head
 from schema_check import response_validator, schema_errors
 
 from cli.main import main
 from models.backbone import Backbone
 from server.app import create_app
 from server.settings import Settings
+from train.data import read_examples
+from train.engine_eval import make_engine
+from train.evaluate import predict_cached, predict_engine
+from train.features import build_cache
+from train.kinds import train_kind
 
 WORDS = {"sports": "goal", "politics": "vote", "science": "atom"}
 FILLER = ["the", "a", "today", "news", "again"]
@@ -107,3 +114,37 @@ def test_class_weights_are_refused_for_multilabel_heads(
     argv += ["--cache-dir", str(tmp_path / "cache"), "--class-weights", "balanced"]
     assert main(argv) == 2
     assert "--class-weights is for single-label kinds" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("pooling", ["mean", "max"])
+def test_cached_predictions_and_calibration_rows_are_what_the_engine_answers(
+    tmp_path: Path, tiny_roberta: Backbone, pooling: str
+) -> None:
+    """Training selects on predictions from cached states; they must be the engine's labels,
+    long texts (several windows pooled) included, and the calibration rows its scores."""
+    data = tmp_path / "topics.tsv"
+    data.write_text(
+        "text\tlabels\ngoal vote\tsports,politics\natom\tscience\n"
+        f"{'goal and vote again ' * 40}\tsports\nnews\t\n"
+    )
+    examples = read_examples(data)
+    info = tiny_roberta.info
+    head = random_head(info, "topics", "multilabel", k=16, labels=sorted(WORDS), seed=5)
+    head = head.__class__(head.manifest.model_copy(update={"pooling": pooling}))
+    with torch.no_grad():
+        head.head.classifier.bias.copy_(torch.tensor([0.3, -0.2, 0.05]))
+    head.eval()
+    split = build_cache(tiny_roberta, examples, head.labels, tmp_path / "cache", 16)
+    assert split.num_windows > len(examples)  # the long text has several windows
+    cached = predict_cached(head, split, examples, tiny_roberta.tokenizer, info.max_length, 16)
+    engine = make_engine(tiny_roberta, head, overlap=16)
+    with torch.inference_mode():
+        served = predict_engine(engine, head.name, examples, head.labels)
+        answers = engine.analyze([e.text for e in examples], [head.name]).results
+    assert served == cached
+    assert any(cached) and not all(len(c) == len(WORDS) for c in cached)  # not all on or off
+    logits, gold = train_kind("multilabel").calibration_data(head, split, examples, "cpu")
+    scores = torch.softmax(logits, -1)[:, 1].reshape(len(examples), len(head.labels))
+    for row, answer in zip(scores.tolist(), answers, strict=True):
+        assert row == pytest.approx(list(answer[head.name].scores.values()), abs=1e-5)
+    assert gold == [1, 0, 1, 0, 1, 0, 0, 0, 1, 0, 0, 0]  # politics, science, sports per text
