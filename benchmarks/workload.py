@@ -56,7 +56,7 @@ def bench_head(
     )
     manifest = HeadManifest(
         name=name,
-        kind=kind,  # type: ignore[arg-type]
+        kind=kind,
         labels=SEQUENCE_LABELS if kind_for(kind).per_text else NER_LABELS,
         k=k,
         alpha=alpha,
