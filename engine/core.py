@@ -151,6 +151,8 @@ class Engine:
         first = [i for i, s in enumerate(states) if not s.tasks]
         out: list[Window] = []
         for group, first_only in ((full, False), (first, True)):
+            if not group:
+                continue
             ws = make_windows(
                 [states[i].encoding for i in group],
                 tok,
@@ -158,6 +160,8 @@ class Engine:
                 self.config.window_overlap,
                 first_only=first_only,
             )
+            if len(group) == len(states):  # every text in this group: indices already right
+                return ws
             out.extend(replace(w, text_index=group[w.text_index]) for w in ws)
         out.sort(key=lambda w: (w.text_index, w.start))
         return out

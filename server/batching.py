@@ -125,6 +125,7 @@ class Batcher:
         self._answering = 0  # jobs handed to the answer thread and not yet settled
         self._stopping = False
         self._busy = False
+        self._sleeping = False  # the worker waits on _cond: a submit must wake it
         self.draining = False
         self.fatal: BaseException | None = None
         self._step_seconds = 0.05  # moving averages for Retry-After
@@ -180,8 +181,18 @@ class Batcher:
                 return job
             job.entry = self._scheduler.add(job, id(prepared.heads), list(prepared.windows))
             self._set_depth()
-            self._cond.notify()
+            wake = self._sleeping
+        if wake:
+            # Woken from the loop's ready queue, once the route has awaited its answer: the
+            # worker needs the GIL at once, which the loop thread would otherwise still hold
+            # while it finishes this request's bookkeeping. A busy worker is not woken at
+            # all: it looks at the scheduler again when its step ends.
+            loop.call_soon(self._wake)
         return job
+
+    def _wake(self) -> None:
+        with self._cond:
+            self._cond.notify()
 
     def cancel(self, job: Job, reason: str = "timeout") -> bool:
         """Drop the windows of ``job`` that have not run (its client gave up).
@@ -257,7 +268,7 @@ class Batcher:
             while not self._scheduler.pending_windows:
                 if self._stopping:
                     return None
-                self._cond.wait()
+                self._sleep()
             if self.config.max_wait_ms > 0:
                 self._wait_for_company()
             step = self._scheduler.next_step()
@@ -273,7 +284,15 @@ class Batcher:
             remaining = deadline - time.perf_counter()
             if remaining <= 0 or self._stopping:
                 return
-            self._cond.wait(remaining)
+            self._sleep(remaining)
+
+    def _sleep(self, timeout: float | None = None) -> None:
+        """Wait on ``_cond`` (held) until a submit or stop wakes the worker."""
+        self._sleeping = True
+        try:
+            self._cond.wait(timeout)
+        finally:
+            self._sleeping = False
 
     def _run(self, step: Step[WindowItem]) -> None:
         started = time.perf_counter()

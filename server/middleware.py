@@ -45,6 +45,9 @@ class RequestContextMiddleware:
         self.state = state
         self.metrics = state.metrics
         self.routes = set(routes)
+        # (route, status) -> its counter and histogram children: ``labels()`` takes a lock
+        # and builds a key on every call, on the event loop, for every request
+        self._series: dict[tuple[str, int], tuple[Any, Any]] = {}
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -77,8 +80,14 @@ class RequestContextMiddleware:
             self.metrics.inflight.dec()
             self.state.analyze_inflight -= analyze
             elapsed = time.perf_counter() - started
-            self.metrics.requests.labels(route=route, status=str(status)).inc()
-            self.metrics.request_duration.labels(route=route).observe(elapsed)
+            series = self._series.get((route, status))
+            if series is None:
+                series = self._series[(route, status)] = (
+                    self.metrics.requests.labels(route=route, status=str(status)),
+                    self.metrics.request_duration.labels(route=route),
+                )
+            series[0].inc()
+            series[1].observe(elapsed)
             code = scope["state"].get("error_code")
             if code in REJECTION_CODES:
                 self.metrics.rejected.labels(reason=code).inc()

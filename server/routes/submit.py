@@ -7,7 +7,6 @@ Every inference route (/analyze, the OpenAI and TEI compatible ones) goes throug
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -70,42 +69,52 @@ async def submit_and_wait(
     if batcher is None or engine is None:
         raise ApiError(ErrorKind.NOT_READY, state.readiness()[1])
     prepared = await prepare(state, engine, request)
+    # The disconnect watcher starts before the submit, so that once the worker is woken
+    # (from the loop's ready queue, after this coroutine awaits) the loop has nothing left
+    # to do for this request and gives the GIL up at once.
+    watcher = asyncio.ensure_future(_disconnected(http)) if http is not None else None
     try:
         job = batcher.submit(prepared, arrived_before_drain=early)
     except QueueFull as exc:
+        _stop(watcher)
         raise ApiError(
             ErrorKind.OVERLOADED,
             "the request queue is full; retry later",
             headers={"Retry-After": str(exc.retry_after)},
         ) from exc
     except Draining as exc:
+        _stop(watcher)
         raise ApiError(ErrorKind.DRAINING, "server is draining") from exc
     except WorkerDead as exc:
+        _stop(watcher)
         raise ApiError(ErrorKind.NOT_READY, str(exc)) from exc
     try:
-        return await _outcome(state, batcher, job, http)
+        return await _outcome(state, batcher, job, watcher)
     except BatchFailed as exc:
         raise ApiError(ErrorKind.INTERNAL, str(exc), error_id=exc.error_id) from exc
     except WorkerDead as exc:
         raise ApiError(ErrorKind.NOT_READY, str(exc)) from exc
 
 
+def _stop(watcher: asyncio.Future[None] | None) -> None:
+    """Cancel the disconnect watcher without awaiting it (that would cost the answer one
+    more turn of the event loop; a cancelled task needs nobody to collect it)."""
+    if watcher is not None:
+        watcher.cancel()
+
+
 async def _outcome(
-    state: AppState, batcher: Batcher, job: Job, http: Request | None
+    state: AppState, batcher: Batcher, job: Job, watcher: asyncio.Future[None] | None
 ) -> AnalyzeResult:
     """The job's answer; cancels it on timeout or when the client hangs up."""
     timeout = state.settings.request_timeout_s
-    watcher = asyncio.ensure_future(_disconnected(http)) if http is not None else None
     waiters: set[asyncio.Future[Any]] = {job.future}  # asyncio.wait never cancels them
     if watcher is not None:
         waiters.add(watcher)
     try:
         done, _ = await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
     finally:
-        if watcher is not None:
-            watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await watcher
+        _stop(watcher)
     if job.future.done():
         return job.future.result()
     if watcher is not None and watcher in done:
