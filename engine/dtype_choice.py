@@ -5,9 +5,9 @@ built for it, but it is the default only when a gate JSON shipped with the heads
 this kind of device, for exactly this backbone and these heads, the answers stay those of
 float32 (every dev text's embedding cosine >= 0.999, >= 99.5 % of each sequence head's answers
 identical, NER F1 within 0.3 points; written by ``sidetask bench dtype_gate --ship``,
-docs/server.md#dtype). Anything else (another backbone, other or retrained heads, a failed or
-missing gate, a CPU without native bf16) resolves to float32, and the reason is kept so the
-start-up log and ``/tasks`` can say why.
+docs/server.md#backbone-dtype). Anything else (another backbone, other or retrained heads, a
+failed or missing gate, a CPU without native bf16) resolves to float32, and the reason is kept
+so the start-up log and ``/tasks`` can say why.
 
 Nothing here reads the environment: the gate folder and the hardware are passed in.
 """
