@@ -312,7 +312,8 @@ def _summary(name: str, v: dict[str, Any]) -> str:
         return f"cosine min {v['min']:.5f} over {v['texts']} texts"
     if "share" in v:
         return f"{name} {v['identical']}/{v['texts']} identical"
-    return f"{name} {v['difference_points']:+.2f} points"
+    cand = next(k for k in v if k.startswith("f1_") and k != "f1_float32")
+    return f"{name} {100 * v[cand]:.2f} vs float32 {100 * v['f1_float32']:.2f}"
 
 
 if __name__ == "__main__":
