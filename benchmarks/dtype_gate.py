@@ -285,7 +285,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             "seed": 0,
             "max_chars": args.max_chars or None,
         },
-        "settings": {"threads": args.threads, "batch": args.batch, "kernel": "auto"},
+        "settings": {
+            "threads": args.threads,
+            "batch": args.batch,
+            "kernel": "auto",
+            "unpadded": {
+                n: bool(getattr(e.backbone, "unpadded", False)) for n, e in engines.items()
+            },
+        },
         "seconds": round(time.perf_counter() - started, 1),
         "gate": gate,
         "sets": measured["sets"],
