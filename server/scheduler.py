@@ -10,12 +10,17 @@ vLLM's scheduler). Each step builds one micro-batch:
    a giant request is anchor again as soon as the requests that arrived during its last
    step have had theirs. Unlike plain round-robin over a ring, a newcomer does not wait a
    full round behind requests that were just served.
-2. **Row length** ``L`` = the longest pending window of any request that is at most
-   ``slack`` longer than the anchor's longest. Windows of any request join (the anchor's
-   first, then by waiting time) while they are no longer than ``L`` and no more than
-   ``slack(L)`` shorter, and the padded batch (``rows x L``) stays under the token and
-   row caps; the anchor always has a window in that range. Similar lengths together keep
-   padding low; a request's own windows together finish requests early.
+2. **Row length** ``L``: of the pending lengths from the anchor's longest window up to
+   ``slack`` longer, the one whose step would carry the most real (unpadded) tokens under
+   the caps (ties: the shorter). Windows of any request join (the anchor's first, then by
+   waiting time) while they are no longer than ``L`` and no more than ``slack(L)`` shorter,
+   and the padded batch (``rows x L``) stays under the token and row caps; the anchor always
+   has a window in that range. Similar lengths together keep padding low; a request's own
+   windows together finish requests early. Choosing ``L`` by real tokens matters when the
+   token cap binds (many short texts queued): the longest reachable length would leave
+   fewer, more padded rows (one-sentence requests at 32 clients: 35 % padding and 320 real
+   tokens per 512-token step with the longest, against 11 % for the offline engine's
+   sorted batches).
 
 Windows of requests prepared against different head sets (a hot reload in between) never
 share a step: the anchor's head set decides.
@@ -69,6 +74,10 @@ class Entry(Generic[T]):
     @property
     def longest(self) -> int:
         return self._lengths[-1]
+
+    def pending_lengths(self) -> list[tuple[int, int]]:
+        """(length, pending windows of that length), shortest first."""
+        return [(length, len(self._by_length[length])) for length in self._lengths]
 
     def longest_at_most(self, limit: int) -> int:
         """The longest pending window no longer than ``limit`` (0 when there is none)."""
@@ -173,10 +182,8 @@ class WindowScheduler(Generic[T]):
             return None
         anchor = waiting[0]
         group = [e for e in waiting if e.group == anchor.group]
-        reach = anchor.longest + slack(anchor.longest)
-        row_length = max(e.longest_at_most(reach) for e in group)
-        low = row_length - slack(row_length)
-        rows_cap = max(1, min(self.max_rows, self.max_tokens // max(row_length, 1)))
+        row_length, low = self._row_length(group, anchor.longest)
+        rows_cap = self._rows_cap(row_length)
         parts: list[tuple[Entry[T], list[T]]] = []
         rows = 0
         for entry in group:
@@ -187,6 +194,44 @@ class WindowScheduler(Generic[T]):
                 parts.append((entry, taken))
                 rows += len(taken)
         return Step(parts, row_length)
+
+    def _rows_cap(self, row_length: int) -> int:
+        return max(1, min(self.max_rows, self.max_tokens // max(row_length, 1)))
+
+    def _row_length(self, group: list[Entry[T]], anchor: int) -> tuple[int, int]:
+        """(row length, shortest length admitted) for a step that holds a window of length
+        ``anchor`` (the anchor's longest): of the row lengths from ``anchor`` to ``slack``
+        longer and the lower bounds from ``slack(L)`` below ``L`` up to ``anchor``, the pair
+        whose step would carry the most real tokens (ties: the shorter rows, then the wider
+        range). Estimated from the pending lengths: rows are taken by waiting time, so a range
+        with more windows than rows is credited its mean length per row."""
+        reach = anchor + slack(anchor)
+        counts: dict[int, int] = {}
+        for entry in group:
+            for length, n in entry.pending_lengths():
+                if length > reach:
+                    break
+                counts[length] = counts.get(length, 0) + n
+        lengths = sorted(counts)
+        if sum(counts.values()) <= self._rows_cap(lengths[-1]):
+            # every window in reach fits at the longest length: take them all, no search
+            return lengths[-1], lengths[-1] - slack(lengths[-1])
+        windows = list(itertools.accumulate((counts[x] for x in lengths), initial=0))
+        tokens = list(itertools.accumulate((counts[x] * x for x in lengths), initial=0))
+        best, best_tokens = (anchor, anchor - slack(anchor)), -1.0
+        for hi, row_length in enumerate(lengths):
+            if row_length < anchor or row_length - slack(row_length) > anchor:
+                continue
+            cap = self._rows_cap(row_length)
+            floor = row_length - slack(row_length)
+            for lo in range(bisect.bisect_left(lengths, floor), hi + 1):
+                if lengths[lo] > anchor:
+                    break
+                n = windows[hi + 1] - windows[lo]
+                real = (tokens[hi + 1] - tokens[lo]) * min(1.0, cap / n)
+                if real > best_tokens:
+                    best, best_tokens = (row_length, lengths[lo]), real
+        return best
 
     def step_done(self, step: Step[T]) -> list[Entry[T]]:
         """Account a finished step; returns the entries with no window left (now removed)."""

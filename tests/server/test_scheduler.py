@@ -62,6 +62,24 @@ def test_similar_lengths_share_a_step_and_padding_stays_bounded() -> None:
     assert seen == total and len(s) == 0
 
 
+def test_short_texts_beyond_the_token_cap_fill_a_step_with_little_padding() -> None:
+    # Saturation with one sentence per request: more texts queued than one 512-token step
+    # holds. Rows as long as the longest reachable text (49) would carry 10 rows, half of
+    # them padding; the anchor's own length range carries 18 nearly full rows.
+    s: WindowScheduler[W] = WindowScheduler(max_tokens=512, max_rows=64)
+    s.add("anchor", 0, [W(26)])
+    for i in range(40):
+        s.add(i, 0, [W(20 + i % 8)])
+    for i in range(4):
+        s.add(f"long{i}", 0, [W(49)])
+    step = s.next_step()
+    assert step is not None and _owners(step)[0] == "anchor"
+    real = sum(w.length for w in step.items)
+    assert step.rows * step.row_length <= 512
+    assert real >= 400 and step.padding_ratio <= 0.1
+    assert not any(str(owner).startswith("long") for owner in _owners(step))
+
+
 def test_requests_prepared_against_other_heads_never_share_a_step() -> None:
     s: WindowScheduler[W] = WindowScheduler(max_tokens=16384, max_rows=64)
     s.add("old", "heads-v1", [W(10)])
