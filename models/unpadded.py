@@ -62,6 +62,8 @@ def supports_unpadded(model: Any, layers: nn.ModuleList) -> bool:
         return False
     if not isinstance(getattr(model, "embeddings", None), nn.Module):
         return False
+    if getattr(model, "embeddings_project", None) is not None:
+        return False  # ELECTRA with a narrower embedding: a projection this pass would skip
     return all(_layer_supported(layer) for layer in layers)
 
 

@@ -103,6 +103,24 @@ def test_models_without_the_bert_layer_layout_keep_the_padded_pass(tiny_bart: Ba
     assert other.unpadded is False
 
 
+def test_an_encoder_with_an_embedding_projection_keeps_the_padded_pass() -> None:
+    from transformers import ElectraConfig, ElectraModel
+
+    config = ElectraConfig(
+        vocab_size=50,
+        embedding_size=16,
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+    )
+    model = ElectraModel(config)
+    assert not supports_unpadded(model, model.encoder.layer)
+    config.embedding_size = 32
+    same_width = ElectraModel(config)
+    assert supports_unpadded(same_width, same_width.encoder.layer)
+
+
 def test_pack_orders_rows_longest_first_in_runs_of_one_length() -> None:
     mask = torch.tensor(
         [
