@@ -218,7 +218,8 @@ def commands(
     precisions: Sequence[str],
 ) -> dict[str, tuple[list[str], int, str]]:
     """Server name -> (command, port, readiness path): one infinity and one sidetask per
-    precision (float32: no dtype flag, each server's default), optionally infinity ONNX."""
+    precision (float32: infinity's default, and sidetask pinned to float32, since its own
+    default ``auto`` may pick bfloat16 where a fidelity gate passed), optionally infinity ONNX."""
     out: dict[str, tuple[list[str], int, str]] = {}
     port = args.base_port
     for p in precisions:
@@ -227,7 +228,7 @@ def commands(
         inf += ["--engine", "torch", "--device", ctx.device.type, *dtype]
         out[f"infinity {p}"] = ([*inf, "--port", str(port), "--host", "127.0.0.1"], port, "/health")
         side = [sys.executable, "-m", "cli.main", "serve", "--device", ctx.device.type]
-        side += ["--threads", str(ctx.threads), "--heads-dir", str(heads_dir), *dtype]
+        side += ["--threads", str(ctx.threads), "--heads-dir", str(heads_dir), "--dtype", p]
         side += ["--head-dtype", common.server_head_dtype(ctx), "--log-level", "warning"]
         side += ["--backbone", ctx.backbone] if ctx.backbone else []
         out[f"sidetask {p}"] = ([*side, "--port", str(port + 1)], port + 1, "/readyz")
