@@ -122,6 +122,21 @@ class ServerProcess:
             self.stop(30)
 
 
+def thread_cpu_ms(pid: int) -> dict[int, float]:
+    """CPU time (user + system, ms) of every thread of ``pid`` by thread id (the main thread's
+    id is ``pid``), from /proc: unlike latency, barely moved by other processes' load."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out: dict[int, float] = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            stat = Path(f"/proc/{pid}/task/{tid}/stat").read_text()
+        except OSError:  # the thread ended
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        out[int(tid)] = (int(fields[11]) + int(fields[12])) * 1000.0 / tick
+    return out
+
+
 class RssSampler:
     """Samples a process's RSS every ``interval`` seconds on a background thread."""
 

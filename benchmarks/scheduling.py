@@ -43,6 +43,7 @@ from benchmarks.live_server import (
     ServerProcess,
     closed_loop,
     latency_summary,
+    thread_cpu_ms,
     write_random_heads,
 )
 from engine.flags import EnvFlagParser, command_prefix, parse_with_env
@@ -112,8 +113,16 @@ def model_alone(engine: Any) -> Callable[[str], object]:
 
 
 def lone(
-    engine: Any, base: str, texts: Sequence[str], tasks: list[str], args: argparse.Namespace
+    engine: Any,
+    base: str,
+    texts: Sequence[str],
+    tasks: list[str],
+    args: argparse.Namespace,
+    server_pid: int | None = None,
 ) -> dict[str, Any]:
+    """Latency per variant and, robust to a busy machine, CPU per request: the server's
+    event-loop thread and all its threads (``server_pid``), this process's thread for the
+    in-process variants."""
     rng = random.Random(0)
     alone = model_alone(engine)
     client = httpx.Client(base_url=base, timeout=60)
@@ -132,23 +141,40 @@ def lone(
         ),
     }
     medians: dict[str, list[float]] = {name: [] for name in variants}
+    cpu: dict[str, list[float]] = {}  # ms of CPU per request
     names = list(variants)
     for r in range(args.warmup + args.repeats):
         for name in names if r % 2 == 0 else names[::-1]:
             latencies = []
+            served = name.startswith("served") and server_pid is not None
+            before = thread_cpu_ms(server_pid) if served and server_pid else {}
+            own = time.thread_time()
             for _ in range(args.requests):
                 text = rng.choice(texts)
                 t0 = time.perf_counter()
                 variants[name](text)
                 latencies.append(time.perf_counter() - t0)
-            if r >= args.warmup:
-                medians[name].append(statistics.median(latencies))
+            own = (time.thread_time() - own) * 1000 / args.requests
+            after = thread_cpu_ms(server_pid) if served and server_pid else {}
+            if r < args.warmup:
+                continue
+            medians[name].append(statistics.median(latencies))
+            if served and server_pid:
+                spent = {t: after[t] - before.get(t, 0.0) for t in after}
+                cpu.setdefault(f"{name}:server_event_loop", []).append(
+                    spent.get(server_pid, 0.0) / args.requests
+                )
+                cpu.setdefault(f"{name}:server_all_threads", []).append(
+                    sum(spent.values()) / args.requests
+                )
+            cpu.setdefault(f"{name}:this_process", []).append(own)
     client.close()
     lean.close()
     return {
         "client": "served_*: a keep-alive http.client connection (stdlib, ~0.5 ms of client "
         "CPU per request); served_*_httpx: httpx.Client (the client's own cost is larger)",
         "p50_s": {n: common.summary(v) for n, v in medians.items()},
+        "cpu_ms_per_request": {n: common.summary(v) for n, v in cpu.items()},
         "ratios": {
             "served_embedding/model_alone": common.paired_ratio(
                 medians, "served_embedding", "model_alone_embedding"
@@ -376,7 +402,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "server_ready_s": ready_s,
                 "tasks": tasks,
                 "giant_request": {"texts": len(giant["texts"]), "tokens": giant_tokens},
-                "lone": lone(engine, srv.base, texts, tasks, args),
+                "lone": lone(engine, srv.base, texts, tasks, args, srv.pid),
                 "giant": giant_vs_idle(srv.base, texts, giant, args),
                 "hangup": hangup(srv.base, texts, giant, max(3, args.repeats // 2)),
             }

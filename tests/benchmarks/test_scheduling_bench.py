@@ -7,11 +7,14 @@ shown, the giant request within the budget, the server exited cleanly), never th
 from __future__ import annotations
 
 import json
+import os
+import time
 from pathlib import Path
 
 import pytest
 
 from benchmarks import scheduling, step_size
+from benchmarks.live_server import thread_cpu_ms
 
 TEXT = "the film was slow but the last hour moved me and Anna loved Paris"
 
@@ -49,6 +52,24 @@ def test_scheduling_benchmark_measures_every_phase(tiny_roberta_dir: Path, tmp_p
         for phase in ("idle", "with_giant"):
             assert r[phase]["failed"] == 0 and r[phase]["small"]["n"] > 0
     assert result["hangup"]["seconds_until_free"]["n"] == 3
+    cpu = lone["cpu_ms_per_request"]
+    for name in ("served_embedding", "served_all"):
+        loop, total = cpu[f"{name}:server_event_loop"], cpu[f"{name}:server_all_threads"]
+        assert loop["n"] == 2 and all(
+            0 <= a <= b for a, b in zip(loop["values"], total["values"], strict=True)
+        )
+
+
+def test_thread_cpu_counts_the_work_of_each_thread() -> None:
+    """The lone phase's CPU per request reads /proc per thread: the main thread's id is the
+    process id, and its CPU time grows by what it computed."""
+    before = thread_cpu_ms(os.getpid())
+    start = time.thread_time()
+    while time.thread_time() - start < 0.3:  # busy: 300 ms of this thread's CPU
+        pass
+    after = thread_cpu_ms(os.getpid())
+    assert os.getpid() in before
+    assert after[os.getpid()] - before[os.getpid()] >= 200
 
 
 def _pairs(p50: dict[str, dict[str, list[float]]], num: str, den: str) -> tuple[list[float], ...]:
