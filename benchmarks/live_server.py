@@ -7,6 +7,8 @@ from the process a user would run, over real sockets, not from an in-process app
 from __future__ import annotations
 
 import asyncio
+import http.client
+import json
 import os
 import signal
 import socket
@@ -135,6 +137,36 @@ def thread_cpu_ms(pid: int) -> dict[int, float]:
         fields = stat[stat.rindex(")") + 2 :].split()
         out[int(tid)] = (int(fields[11]) + int(fields[12])) * 1000.0 / tick
     return out
+
+
+class LeanClient:
+    """POST /analyze over one keep-alive ``http.client`` connection: the served latency with as
+    little client as a Python process can have (httpx adds its own ~1 ms of parsing and
+    bookkeeping per request, which is the client's cost, not the server's). Reconnects once
+    when the server closed an idle connection (uvicorn's keep-alive timeout)."""
+
+    def __init__(self, base: str) -> None:
+        host, port = base.removeprefix("http://").split(":")
+        self.conn = http.client.HTTPConnection(host, int(port), timeout=60)
+
+    def analyze(self, texts: list[str], tasks: list[str]) -> bytes:
+        body = json.dumps({"texts": texts, "tasks": tasks})
+        for attempt in (0, 1):
+            try:
+                self.conn.request("POST", "/analyze", body, {"Content-Type": "application/json"})
+                response = self.conn.getresponse()
+                data = response.read()
+                break
+            except (ConnectionError, http.client.HTTPException):
+                self.conn.close()
+                if attempt:
+                    raise
+        if response.status != 200:
+            raise RuntimeError(f"{response.status}: {data[:300]!r}")
+        return data
+
+    def close(self) -> None:
+        self.conn.close()
 
 
 class RssSampler:

@@ -182,12 +182,8 @@ class Batcher:
             job.entry = self._scheduler.add(job, id(prepared.heads), list(prepared.windows))
             self._set_depth()
             wake = self._sleeping
-        if wake:
-            # Woken from the loop's ready queue, once the route has awaited its answer: the
-            # worker needs the GIL at once, which the loop thread would otherwise still hold
-            # while it finishes this request's bookkeeping. A busy worker is not woken at
-            # all: it looks at the scheduler again when its step ends.
-            loop.call_soon(self._wake)
+        if wake:  # from the ready queue, once the route awaits: the loop then gives up the
+            loop.call_soon(self._wake)  # GIL at once (a busy worker looks when its step ends)
         return job
 
     def _wake(self) -> None:
@@ -286,8 +282,7 @@ class Batcher:
                 return
             self._sleep(remaining)
 
-    def _sleep(self, timeout: float | None = None) -> None:
-        """Wait on ``_cond`` (held) until a submit or stop wakes the worker."""
+    def _sleep(self, timeout: float | None = None) -> None:  # _cond held; submit/stop wake
         self._sleeping = True
         try:
             self._cond.wait(timeout)
