@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 
 import torch
 
+from engine.dtype_choice import DtypeChoice
 from engine.head_outputs import Commit, build_result, head_commits, main_commits
 from engine.prepared import (
     AnalyzeRequest,
@@ -82,11 +83,14 @@ class Engine:
         heads: HeadSet,
         config: EngineConfig | None = None,
         observer: StageObserver | None = None,
+        dtype_choice: DtypeChoice | None = None,
     ) -> None:
         self.backbone = backbone
         self.heads = heads
         self.config = config or EngineConfig.from_settings(device=backbone.device)
         self.observer = observer
+        #: The backbone's dtype and why (dtype=auto's gate), for the start-up log and /tasks.
+        self.dtype_choice = dtype_choice or DtypeChoice.as_loaded(backbone.dtype)
 
     @property
     def main_task(self) -> str:

@@ -51,6 +51,11 @@ class DtypeChoice:
     def name(self) -> str:
         return DTYPE_NAMES[self.dtype]
 
+    @classmethod
+    def as_loaded(cls, dtype: torch.dtype) -> DtypeChoice:
+        """A backbone handed to the engine ready-made: its dtype, no gate consulted."""
+        return cls(dtype, DTYPE_NAMES[dtype], "the backbone was given to the engine loaded")
+
 
 @dataclass(frozen=True)
 class Hardware:

@@ -6,7 +6,6 @@ Shared by `serve`, `analyze`, training's engine evaluation and the offline bench
 from __future__ import annotations
 
 import logging
-import weakref
 from pathlib import Path
 
 import torch
@@ -33,10 +32,6 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-#: The dtype choice behind each loaded backbone, for the start-up log and /tasks.
-_CHOICES: weakref.WeakKeyDictionary[Backbone, DtypeChoice] = weakref.WeakKeyDictionary()
-
-
 def hardware_of(device: torch.device) -> Hardware:
     """What ``device`` can do in half precision (bf16 instructions / CUDA bf16 support)."""
     if device.type == "cuda":
@@ -47,8 +42,16 @@ def hardware_of(device: torch.device) -> Hardware:
 def load_backbone(
     settings: EngineSettings, gate_dir: Path = SHIPPED_GATES, hardware: Hardware | None = None
 ) -> Backbone:
-    """The backbone in the dtype ``settings.dtype`` resolves to (``auto``: see
-    engine/dtype_choice.py; ``gate_dir`` and ``hardware`` are for tests)."""
+    """The backbone in the dtype ``settings.dtype`` resolves to."""
+    return load_backbone_with_dtype(settings, gate_dir, hardware)[0]
+
+
+def load_backbone_with_dtype(
+    settings: EngineSettings, gate_dir: Path = SHIPPED_GATES, hardware: Hardware | None = None
+) -> tuple[Backbone, DtypeChoice]:
+    """The backbone and the dtype choice behind it (``auto``: see engine/dtype_choice.py),
+    which the engine keeps for the start-up log and /tasks. ``gate_dir`` and ``hardware``
+    are for tests."""
     device = resolve_device(settings.device)
     if settings.dtype == "float16" and device.type == "cpu":
         raise ValueError(
@@ -67,18 +70,8 @@ def load_backbone(
         choice = choose_dtype("auto", device, hardware or hardware_of(device), fp, gate_dir)
         if choice.dtype != torch.float32:
             backbone.model.to(dtype=choice.dtype)
-    _CHOICES[backbone] = choice
     log.info("backbone dtype %s (dtype=%s: %s)", choice.name, choice.setting, choice.reason)
-    return backbone
-
-
-def dtype_choice(backbone: Backbone) -> DtypeChoice:
-    """Why ``backbone`` runs in its dtype (recorded by :func:`load_backbone`)."""
-    recorded = _CHOICES.get(backbone)
-    if recorded is not None and recorded.dtype == backbone.dtype:
-        return recorded
-    name = str(backbone.dtype).removeprefix("torch.")
-    return DtypeChoice(backbone.dtype, name, "loaded outside load_backbone")
+    return backbone, choice
 
 
 def resolve_head_dtype(choice: str) -> torch.dtype | None:
@@ -175,7 +168,7 @@ def load_heads(settings: EngineSettings, backbone: Backbone) -> HeadSet:
 def build_engine(settings: EngineSettings, observer: StageObserver | None = None) -> Engine:
     if settings.threads:
         torch.set_num_threads(settings.threads)
-    backbone = load_backbone(settings)
+    backbone, dtype = load_backbone_with_dtype(settings)
     if settings.compile:
         backbone.compile_layers()
         log.info("backbone compiled and warmed up in %.1f s", backbone.compile_warmup())
@@ -184,7 +177,7 @@ def build_engine(settings: EngineSettings, observer: StageObserver | None = None
     heads = load_heads(settings, backbone)
     kernel = check_kernel(settings, backbone, heads)
     config = EngineConfig.from_settings(settings, kernel.path, backbone.device)
-    return Engine(backbone, heads, config, observer)
+    return Engine(backbone, heads, config, observer, dtype)
 
 
 def check_kernel(settings: EngineSettings, backbone: Backbone, heads: HeadSet) -> KernelChoice:

@@ -7,7 +7,7 @@ import logging
 
 import torch
 
-from engine.loading import dtype_choice, load_heads
+from engine.loading import load_heads
 from heads.io import HeadLoadError
 from heads.registry import HeadSet
 from heads.task_head import TaskHead
@@ -41,7 +41,7 @@ def describe(state: AppState) -> TasksResponse:
     engine = state.loaded_engine()
     info = engine.backbone.info
     heads = engine.heads
-    choice = dtype_choice(engine.backbone)
+    choice = engine.dtype_choice
     return TasksResponse(
         backbone=info.name,
         model_type=info.model_type,

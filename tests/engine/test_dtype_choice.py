@@ -23,7 +23,7 @@ from engine.dtype_choice import (
     gate_file,
     head_digest,
 )
-from engine.loading import dtype_choice, load_backbone
+from engine.loading import load_backbone, load_backbone_with_dtype
 from engine.settings import EngineSettings
 from heads.shipped import PRETRAINED_HEADS
 from models.backbone import Backbone
@@ -116,12 +116,12 @@ def test_auto_loads_the_backbone_in_the_gated_dtype(
     settings = EngineSettings(backbone=str(tiny_roberta_dir), heads_dir=[heads], device="cpu")
     gates = tmp_path / "gates"
     write_gate(gates, fingerprint(tiny_roberta.info, [heads]))
-    backbone = load_backbone(settings, gates, BF16_CPU)
-    assert backbone.dtype == torch.bfloat16
+    backbone, choice = load_backbone_with_dtype(settings, gates, BF16_CPU)
+    assert backbone.dtype == torch.bfloat16 == choice.dtype
     assert backbone.info.fingerprint == tiny_roberta.info.fingerprint  # taken in float32
-    assert dtype_choice(backbone).setting == "auto"
-    plain = load_backbone(settings, gates, Hardware(cpu_fast_bf16=False))
-    assert plain.dtype == torch.float32 and "no native bf16" in dtype_choice(plain).reason
+    assert choice.setting == "auto"
+    plain, why = load_backbone_with_dtype(settings, gates, Hardware(cpu_fast_bf16=False))
+    assert plain.dtype == torch.float32 and "no native bf16" in why.reason
     # the shipped gate is for the shipped MiniLM and heads, not for a backbone brought along
     byo = load_backbone(settings, SHIPPED_GATES, BF16_CPU)
     assert byo.dtype == torch.float32

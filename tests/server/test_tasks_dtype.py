@@ -10,7 +10,7 @@ from gate_files import write_gate
 
 from engine.core import Engine, EngineConfig
 from engine.dtype_choice import Hardware, fingerprint
-from engine.loading import load_backbone, load_heads
+from engine.loading import load_backbone_with_dtype, load_heads
 from models.backbone import Backbone
 from server.settings import Settings
 
@@ -19,9 +19,10 @@ def gated_factory(gates: Path, hardware: Hardware) -> Any:
     """Build engines as build_engine does, with a gate folder and hardware of the test's."""
 
     def factory(settings: Settings) -> Engine:
-        backbone = load_backbone(settings, gates, hardware)
+        backbone, dtype = load_backbone_with_dtype(settings, gates, hardware)
         heads = load_heads(settings, backbone)
-        return Engine(backbone, heads, EngineConfig.from_settings(settings, None, backbone.device))
+        config = EngineConfig.from_settings(settings, None, backbone.device)
+        return Engine(backbone, heads, config, dtype_choice=dtype)
 
     return factory
 
