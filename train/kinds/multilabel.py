@@ -64,9 +64,8 @@ class MultiLabelTraining(SequenceTraining):
         return [[int(i) for i in row.nonzero().flatten().tolist()] for row in chosen]
 
     def from_answer(self, answer: Any, labels: Sequence[str]) -> Any:
-        chosen = answer["labels"] if isinstance(answer, dict) else answer.labels
-        names = [c["label"] if isinstance(c, dict) else c.label for c in chosen]
-        return sorted(list(labels).index(n) for n in names)
+        # a MultiLabelAnswer: the LabelScores over the threshold
+        return sorted(list(labels).index(chosen.label) for chosen in answer.labels)
 
     def score(
         self, head: TaskHead, examples: Sequence[Example], predictions: Sequence[Any]

@@ -84,8 +84,7 @@ class SequenceTraining(TrainKind):
         return [int(i) for i in logits.argmax(-1).tolist()]
 
     def from_answer(self, answer: Any, labels: Sequence[str]) -> Any:
-        label = answer["label"] if isinstance(answer, dict) else answer.label
-        return list(labels).index(label)
+        return list(labels).index(answer.label)  # a ClassAnswer
 
     def score(
         self, head: TaskHead, examples: Sequence[Example], predictions: Sequence[Any]
