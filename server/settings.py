@@ -72,6 +72,7 @@ class Settings(BaseSettings, EngineSettings):
     )
     log_json: bool = Field(False, description="Access and app logs as JSON lines.")
 
-    _split_server = field_validator(
-        "api_keys", "admin_keys", "cors_origins", "heads_dir", mode="before"
-    )(split_csv)
+    # heads_dir is split by EngineSettings' own validator
+    _split_server = field_validator("api_keys", "admin_keys", "cors_origins", mode="before")(
+        split_csv
+    )
