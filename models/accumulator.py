@@ -125,7 +125,11 @@ class AccumulatorPlan:
 
 
 class StreamingAccumulator:
-    """Consumes Z_i as the backbone produces them; holds one (B, T, sum k) float32 buffer."""
+    """Consumes Z_i as the backbone produces them; holds one (B, T, sum k) float32 buffer.
+
+    After :meth:`use_packed_rows` (the padding-free pass calls it) the buffer holds the real
+    tokens only, and :meth:`features` scatters them back once, zeros at pad positions.
+    """
 
     def __init__(
         self,
@@ -141,6 +145,14 @@ class StreamingAccumulator:
         self.buffer = torch.zeros(batch * seq_len, plan.total_k, device=device)
         self.shape = (batch, seq_len)
         self.updated_layers: list[int] = []
+        self.rows: torch.Tensor | None = None  # packed: flat grid position of each buffer row
+
+    def use_packed_rows(self, rows: torch.Tensor) -> None:
+        """Z_i will arrive as the real tokens' rows only (models/unpadded.py)."""
+        if self.updated_layers:
+            raise RuntimeError("the packing must be set before the first layer arrives")
+        self.rows = rows
+        self.buffer = torch.zeros(rows.numel(), self.plan.total_k, device=self.buffer.device)
 
     def __call__(self, index: int, hidden: torch.Tensor) -> None:
         layer = self.plan.layers.get(index)
@@ -158,7 +170,11 @@ class StreamingAccumulator:
     def features(self) -> dict[str, torch.Tensor]:
         """F_t per task, (B, T, k) float32, positional embeddings added where the head has them."""
         batch, seq_len = self.shape
-        full = self.buffer.view(batch, seq_len, self.plan.total_k)
+        grid = self.buffer
+        if self.rows is not None:
+            grid = grid.new_zeros(batch * seq_len, self.plan.total_k)
+            grid.index_copy_(0, self.rows, self.buffer)
+        full = grid.view(batch, seq_len, self.plan.total_k)
         out: dict[str, torch.Tensor] = {}
         for task, offset in zip(self.plan.tasks, self.plan.offsets, strict=True):
             f = full[..., offset : offset + task.k]

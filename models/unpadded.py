@@ -12,7 +12,9 @@ jagged nested-tensor SDPA, which falls back to a slow math path there
 
 The taps see what the padded pass gives them: Z_0 is the embedding output as is, Z_1..Z_L
 are scattered back to ``(batch, tokens, hidden)`` with zeros at pad positions (the padded
-pass has values there that every consumer masks out).
+pass has values there that every consumer masks out). A consumer that can take packed rows
+(:class:`PackedConsumer`, the streaming accumulator) is told the packing once and then gets
+every Z_i as ``(tokens, hidden)``: no scatter per layer, and no work of its own on pads.
 
 Only the layer structure of BERT, RoBERTa, XLM-R, ELECTRA and the like (``attention.self``
 query/key/value, ``attention.output``, ``intermediate``, ``output``) with absolute positions
@@ -23,13 +25,25 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 Consumer = Callable[[int, torch.Tensor], None]
+
+
+@runtime_checkable
+class PackedConsumer(Protocol):
+    """A layer consumer that can take the real tokens' rows only."""
+
+    def __call__(self, index: int, hidden: torch.Tensor) -> None: ...
+
+    def use_packed_rows(self, rows: torch.Tensor) -> None:
+        """From now on each Z_i is ``(len(rows), hidden)``: row r is flat position
+        ``rows[r]`` of the ``(batch, length)`` grid; pad positions never arrive."""
+
 
 _LAYER_PARTS = ("attention", "intermediate", "output")
 _ATTENTION_PARTS = ("query", "key", "value")
@@ -150,19 +164,22 @@ def unpadded_encode(
     stops and the last hidden state is None (early exit). Call under inference mode.
     """
     embedded = model.embeddings(input_ids=input_ids)
-    if consumer is not None:
-        consumer(0, embedded)
-    if last_layer == 0:
-        return 0, None
     packing = pack(attention_mask)
     x = embedded.reshape(packing.batch * packing.length, -1).index_select(0, packing.index)
+    packed_taps = isinstance(consumer, PackedConsumer)
+    if packed_taps:
+        consumer.use_packed_rows(packing.index)  # type: ignore[union-attr]
+    if consumer is not None:
+        consumer(0, x if packed_taps else embedded)
+    if last_layer == 0:
+        return 0, None
     hidden: torch.Tensor | None = None
     for i, layer in enumerate(layers, start=1):
         x = packed_layer(layer, x, packing.runs)
         hidden = None  # unpacked only when someone reads it
         if consumer is not None:
-            hidden = unpack(x, packing)
-            consumer(i, hidden)
+            hidden = None if packed_taps else unpack(x, packing)
+            consumer(i, x if hidden is None else hidden)
         if last_layer is not None and i >= last_layer:
             return i, None
     return len(layers), hidden if hidden is not None else unpack(x, packing)

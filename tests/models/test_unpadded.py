@@ -7,7 +7,9 @@ from typing import Any
 
 import pytest
 import torch
+from conftest import random_head
 
+from models.accumulator import AccumulatorPlan, StreamingAccumulator
 from models.backbone import Backbone
 from models.unpadded import pack, supports_unpadded
 
@@ -77,6 +79,48 @@ def test_unpadded_pass_gives_the_padded_hidden_states(
     torch.testing.assert_close(got.last_hidden[real], want.last_hidden[real], atol=atol, rtol=rtol)
     assert got.embedding is not None and want.embedding is not None
     torch.testing.assert_close(got.embedding, want.embedding, atol=atol, rtol=rtol)
+
+
+@pytest.mark.parametrize("dtype,atol,rtol", DTYPES, ids=["float32", "bfloat16"])
+@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str, s)))
+def test_the_accumulator_takes_packed_rows_and_gives_the_padded_features(
+    minilm: Backbone, shape: list[int], dtype: torch.dtype, atol: float, rtol: float
+) -> None:
+    padded, unpadded = _variants(minilm, dtype)
+    info = padded.info
+    tasks = [
+        random_head(info, "seq", k=16, seed=1).projection(),
+        random_head(info, "tok", kind="token", k=24, seed=2, positions=True).projection(),
+    ]
+    plan = AccumulatorPlan.build(tasks, dtype=dtype)
+    ids, mask = _batch(padded, shape, seed=3)
+    runs = {}
+    for name, backbone in (("padded", padded), ("packed", unpadded)):
+        acc = StreamingAccumulator(plan, ids.shape[0], ids.shape[1])
+        backbone.forward(ids, mask, acc, plan.last_layer, main=False)
+        runs[name] = acc
+    packed = runs["packed"]
+    assert packed.rows is not None and packed.buffer.shape[0] == int(mask.sum())  # no pad rows
+    assert runs["padded"].rows is None
+    real = mask.bool()
+    want, got = runs["padded"].features(), packed.features()
+    for task in plan.tasks:
+        torch.testing.assert_close(
+            got[task.name][real], want[task.name][real], atol=atol, rtol=rtol
+        )
+        at_pads = got[task.name][~real]
+        if task.positions is not None:  # added at every position, pads too
+            at_pads = at_pads - task.positions[: ids.shape[1]].expand(*ids.shape, -1)[~real]
+        assert not at_pads.any()  # nothing was computed for pad tokens
+
+
+def test_the_packing_must_come_before_the_first_layer(tiny_roberta: Backbone) -> None:
+    info = tiny_roberta.info
+    plan = AccumulatorPlan.build([random_head(info, "seq", k=8, seed=1).projection()])
+    acc = StreamingAccumulator(plan, 1, 4)
+    acc(0, torch.zeros(1, 4, info.hidden_size))
+    with pytest.raises(RuntimeError, match="before the first layer"):
+        acc.use_packed_rows(torch.arange(4))
 
 
 def test_unpadded_early_exit_skips_the_later_layers(tiny_roberta: Backbone) -> None:
