@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from heads.casing import NUM_CASE_CLASSES
+
+# The strided nested tensors of _encode_real_tokens are what nn.TransformerEncoder itself
+# builds for its fast path; torch warns that their API is a prototype on every call.
+warnings.filterwarnings("ignore", message="The PyTorch API of nested tensors is in prototype")
 
 POOLINGS = ("mean", "max")
 BLOCKS = ("attention", "encoder")
@@ -177,6 +183,18 @@ class TokenClassificationHead(nn.Module):
             features = features + self.case_embedding(case_ids).to(features.dtype)
         elif case_ids is not None:
             raise ValueError("this head has no case features: case_ids given")
-        encoded = self.encoder(features, src_key_padding_mask=mask == 0)
+        encoded = self._encode(features, mask)
         logits = self.classifier(encoded)
         return logits if self.temperature == 1.0 else logits / self.temperature
+
+    def _encode(self, features: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """The encoder layer; at inference over the real tokens only (pad positions come back
+        as zeros: nobody reads them). The feed-forward block (k x ff_dim, the head's largest
+        matmuls) then skips the pads of a padded micro-batch, as nn.TransformerEncoder's own
+        nested-tensor fast path does (docs/benchmarks.md#padding)."""
+        keep = mask.bool()
+        padded = self.training or torch.is_grad_enabled() or bool(keep.all())
+        if padded or not bool(keep[:, 0].all()):  # an empty row has no nested form
+            return self.encoder(features, src_key_padding_mask=~keep)
+        nested = torch._nested_tensor_from_mask(features, keep)  # checks: right padding only
+        return self.encoder(nested).to_padded_tensor(0.0, features.shape)

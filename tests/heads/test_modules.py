@@ -75,6 +75,25 @@ def test_padding_does_not_change_token_answers() -> None:
     torch.testing.assert_close(alone, with_pad, atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.parametrize("lengths", [[9, 4, 1, 9], [3], [7, 7], [12, 2, 5, 11, 6]])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_token_head_at_inference_skips_pads_and_answers_as_the_masked_layer(
+    lengths: list[int], dtype: torch.dtype
+) -> None:
+    torch.manual_seed(len(lengths))
+    head = TokenClassificationHead(16, 5, 2, ff_dim=48).eval().to(dtype)
+    x = torch.randn(len(lengths), max(lengths), 16, dtype=dtype)
+    mask = (torch.arange(max(lengths))[None] < torch.tensor(lengths)[:, None]).long()
+    real = mask.bool()
+    with torch.inference_mode():
+        fast = head(x, mask)
+        masked = head.classifier(head.encoder(x, src_key_padding_mask=~real))
+    tol = 1e-5 if dtype == torch.float32 else 3e-2
+    torch.testing.assert_close(fast[real], masked[real], atol=tol, rtol=tol)
+    with torch.no_grad():  # the same head while training evaluates (no inference mode)
+        torch.testing.assert_close(head(x, mask)[real], fast[real], atol=tol, rtol=tol)
+
+
 def test_training_mode_uses_dropout_and_eval_is_deterministic() -> None:
     torch.manual_seed(3)
     head = SequenceClassificationHead(16, 2, 2, dropout=0.5)
