@@ -56,6 +56,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--seconds", type=float, default=10.0, help="Length of each load phase.")
     p.add_argument("--budget", type=int, default=65536, help="The server's max_request_tokens.")
     p.add_argument("--data-dir", type=Path, default=Path("../shared/data"))
+    p.add_argument(
+        "--phases",
+        default="lone,giant,hangup",
+        help="Comma-separated phases to run (lone, giant, hangup); the plot needs all three.",
+    )
     return parse_with_env(p, argv, command_prefix("bench", "scheduling"))
 
 
@@ -368,24 +373,37 @@ def main(argv: Sequence[str] | None = None) -> int:
         giant_tokens = engine.prepare(AnalyzeRequest(giant["texts"])).tokens
         with ServerProcess(env, Path(tmp) / "server.log") as srv:
             ready_s = srv.wait_ready()
+            phases = {p.strip() for p in args.phases.split(",")}
             payload: dict[str, Any] = {
                 "server_ready_s": ready_s,
                 "tasks": tasks,
                 "giant_request": {"texts": len(giant["texts"]), "tokens": giant_tokens},
-                "lone": lone(engine, srv.base, texts, tasks, args, srv.pid),
-                "giant": giant_vs_idle(srv.base, texts, giant, args),
-                "hangup": hangup(srv.base, texts, giant, max(3, args.repeats // 2)),
             }
+            if "lone" in phases:
+                payload["lone"] = lone(engine, srv.base, texts, tasks, args, srv.pid)
+            if "giant" in phases:
+                payload["giant"] = giant_vs_idle(srv.base, texts, giant, args)
+            if "hangup" in phases:
+                payload["hangup"] = hangup(srv.base, texts, giant, max(3, args.repeats // 2))
             payload["server_exit_code"] = srv.stop()
     path = common.write_result("scheduling", ctx, payload)
-    print(f"wrote {path} and {plot(payload, ctx)}")
-    lone_r = payload["lone"]["ratios"]
-    for name, stats in lone_r.items():
-        print(f"{name}: {stats['median']:.3f} ({stats['min']:.3f}-{stats['max']:.3f})")
-    g = payload["giant"]
-    print(f"small p99 with giant / idle: {g['p99_ratio_giant/idle']['median']:.2f}")
-    print(f"worker free after hang-up: {payload['hangup']['seconds_until_free']['median']:.3f} s")
+    report(payload, ctx)
+    print(f"wrote {path}")
     return 0
+
+
+def report(payload: dict[str, Any], ctx: common.BenchContext) -> None:
+    """Print the headline ratios of the phases that ran; plot when all three did."""
+    for name, stats in payload.get("lone", {}).get("ratios", {}).items():
+        print(f"{name}: {stats['median']:.3f} ({stats['min']:.3f}-{stats['max']:.3f})")
+    if "giant" in payload:
+        ratio = payload["giant"]["p99_ratio_giant/idle"]["median"]
+        print(f"small p99 with giant / idle: {ratio:.2f}")
+    if "hangup" in payload:
+        free = payload["hangup"]["seconds_until_free"]["median"]
+        print(f"worker free after hang-up: {free:.3f} s")
+    if all(key in payload for key in ("lone", "giant", "hangup")):
+        print(f"plot: {plot(payload, ctx)}")
 
 
 if __name__ == "__main__":

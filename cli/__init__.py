@@ -1,6 +1,6 @@
-"""The ``sidetask`` command. Importing the package sets the runtime defaults of
-:mod:`cli.runtime_env` before any subcommand imports torch."""
+"""The ``sidetask`` command. Importing the package exports OpenMP's wait policy
+(:mod:`engine.openmp`) before any subcommand imports torch."""
 
-from cli.runtime_env import apply_runtime_defaults
+from engine.openmp import apply_wait_policy
 
-apply_runtime_defaults()
+apply_wait_policy()

@@ -20,6 +20,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from engine.core import Engine
+from engine.openmp import wait_policy_in_effect, wait_policy_mismatch
 from server.batching import BatchConfig, Batcher
 from server.errors import install_error_handlers
 from server.heads_admin import publish_model, reload_heads
@@ -185,6 +186,10 @@ def run_server(settings: Settings) -> int:
     from server.logging_setup import configure_logging
 
     configure_logging(settings.log_level, settings.log_json)
+    mismatch = wait_policy_mismatch(settings.omp_wait_policy)
+    if mismatch:
+        log.warning(mismatch)
+    log.info("OpenMP wait policy: %s", wait_policy_in_effect())
     app = create_app(settings)
     state: AppState = app.state.sidetask
     config = uvicorn.Config(

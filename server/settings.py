@@ -72,6 +72,15 @@ class Settings(BaseSettings, EngineSettings):
     )
     log_json: bool = Field(False, description="Access and app logs as JSON lines.")
 
+    # process
+    omp_wait_policy: Literal["default", "active", "passive"] = Field(
+        "default",
+        description="OpenMP threads between ops: default = libgomp's (spin briefly, then "
+        "sleep: fastest on cores of its own), active = spin, passive = sleep at once (for a "
+        "machine shared with other busy processes or replicas; on an idle one it costs "
+        "latency). Read by the command line before torch loads (docs/server.md).",
+    )
+
     # heads_dir is split by EngineSettings' own validator
     _split_server = field_validator("api_keys", "admin_keys", "cors_origins", mode="before")(
         split_csv
