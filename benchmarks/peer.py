@@ -57,7 +57,9 @@ def build_parser() -> EnvFlagParser:
     parser.add_argument(
         "--precisions",
         default="float32,bfloat16",
-        help="float32 (both defaults) and/or bfloat16 (--dtype bfloat16 on both).",
+        help="float32 (both pinned to float32; infinity's default), bfloat16 (--dtype "
+        "bfloat16 on both) and/or defaults (sidetask with no dtype or heads flags: dtype auto "
+        "and the shipped heads, against infinity's default, which needs float32 in the list).",
     )
     parser.add_argument(
         "--infinity-onnx",
@@ -170,8 +172,15 @@ def _random_heads(folder: Path, backbone_dir: str) -> Path:
 
 PEER = "infinity embedding"
 SIDE = ("sidetask embedding", "sidetask embedding + 3 heads")
-#: Issue 20's targets: sidetask / infinity at the same precision, by precision.
-GOALS = {"float32": (1.3, 1.15), "bfloat16": (1.4, 1.2)}
+#: Issue 20's targets: sidetask / infinity at the same precision, by precision; "defaults"
+#: is each server as it starts without flags (sidetask: dtype auto, the shipped heads).
+GOALS = {"float32": (1.3, 1.15), "bfloat16": (1.4, 1.2), "defaults": (1.3, 1.15)}
+DEFAULTS = "defaults"
+
+
+def peer_of(precision: str) -> str:
+    """The infinity target a sidetask target is compared with (its default is float32)."""
+    return label(PEER, "float32" if precision == DEFAULTS else precision)
 
 
 def label(name: str, precision: str) -> str:
@@ -180,18 +189,21 @@ def label(name: str, precision: str) -> str:
 
 
 def _targets(
-    model: str, heads: list[str], ports: dict[str, int], precisions: Sequence[str]
+    model: str,
+    heads: list[str],
+    ports: dict[str, int],
+    precisions: Sequence[str],
+    default_heads: Sequence[str] = (),
 ) -> dict[str, tuple[str, Any]]:
     out: dict[str, tuple[str, Any]] = {}
     for p in precisions:
-        inf = f"http://127.0.0.1:{ports[f'infinity {p}']}/embeddings"
         side = f"http://127.0.0.1:{ports[f'sidetask {p}']}/analyze"
-        out[label(PEER, p)] = (inf, lambda t: {"model": model, "input": t})
+        if p != DEFAULTS:
+            inf = f"http://127.0.0.1:{ports[f'infinity {p}']}/embeddings"
+            out[label(PEER, p)] = (inf, lambda t: {"model": model, "input": t})
+        tasks = ["embedding", *(default_heads if p == DEFAULTS else heads)]
         out[label(SIDE[0], p)] = (side, lambda t: {"texts": t, "tasks": ["embedding"]})
-        out[label(SIDE[1], p)] = (
-            side,
-            lambda t: {"texts": t, "tasks": ["embedding", *heads]},
-        )
+        out[label(SIDE[1], p)] = (side, lambda t, tasks=tasks: {"texts": t, "tasks": tasks})
     if "infinity onnx" in ports:
         url = f"http://127.0.0.1:{ports['infinity onnx']}/embeddings"
         out[label(PEER, "onnx")] = (url, lambda t: {"model": model, "input": t})
@@ -223,6 +235,13 @@ def commands(
     out: dict[str, tuple[list[str], int, str]] = {}
     port = args.base_port
     for p in precisions:
+        if p == DEFAULTS:  # sidetask as `sidetask serve` starts: no dtype or heads flags
+            side = [sys.executable, "-m", "cli.main", "serve", "--device", ctx.device.type]
+            side += ["--threads", str(ctx.threads), "--log-level", "warning"]
+            side += ["--backbone", ctx.backbone] if ctx.backbone else []
+            out[f"sidetask {p}"] = ([*side, "--port", str(port + 1)], port + 1, "/readyz")
+            port += 2
+            continue
         dtype = [] if p == "float32" else ["--dtype", p]
         inf = [args.infinity, "v2", "--model-id", model_dir, "--served-model-name", "minilm"]
         inf += ["--engine", "torch", "--device", ctx.device.type, *dtype]
@@ -252,6 +271,8 @@ def measure(ctx: common.BenchContext, args: argparse.Namespace) -> dict[str, Any
     model_dir, _ = resolve_backbone(ctx.backbone)
     texts = load_pool(args.texts)
     precisions = [p for p in args.precisions.split(",") if p]
+    if DEFAULTS in precisions and "float32" not in precisions:
+        raise SystemExit("--precisions defaults compares with infinity's default: add float32")
     env = _env(str(ctx.threads))
     with ExitStack() as stack:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory()))
@@ -262,7 +283,7 @@ def measure(ctx: common.BenchContext, args: argparse.Namespace) -> dict[str, Any
             log = tmp / f"{name.replace(' ', '-')}.log"
             stack.enter_context(server(cmd, env, f"http://127.0.0.1:{port}{ready}", log))
         ports = {name: port for name, (_, port, _) in servers.items()}
-        targets = _targets("minilm", heads, ports, precisions)
+        targets = _targets("minilm", heads, ports, precisions, shipped_head_names())
         rounds: dict[str, list[dict[str, Any]]] = {n: [] for n in targets}
         names = list(targets)
         for r in range(ctx.warmup + ctx.repeats):
@@ -286,6 +307,13 @@ def measure(ctx: common.BenchContext, args: argparse.Namespace) -> dict[str, Any
     )
     payload["sidetask_server_breakdown_by_precision"] = breakdown
     return payload
+
+
+def shipped_head_names() -> list[str]:
+    """The heads `sidetask serve` loads without --heads-dir (the defaults target asks for all)."""
+    from heads.shipped import PRETRAINED_HEADS
+
+    return sorted(p.name for p in PRETRAINED_HEADS.iterdir() if (p / "manifest.json").is_file())
 
 
 def shlex_join(cmd: Sequence[str]) -> str:
@@ -343,7 +371,7 @@ def _summarise(
     rates["infinity best"] = [max(vals) for vals in zip(*(rates[n] for n in peers), strict=True)]
     ratios, to_best, met = {}, {}, {}
     for p in precisions:
-        peer = label(PEER, p)
+        peer = peer_of(p)
         for side, goal in zip(SIDE, GOALS.get(p, (1.0, 1.0)), strict=True):
             name = label(side, p)
             if name in rates and peer in rates:

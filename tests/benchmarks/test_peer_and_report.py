@@ -73,6 +73,36 @@ def test_peer_runs_both_servers_at_each_precision_and_infinity_onnx(tmp_path: Pa
     assert "infinity embedding (onnx)" in targets
 
 
+def test_peer_defaults_run_sidetask_without_flags_against_infinitys_default(
+    tmp_path: Path,
+) -> None:
+    args = peer.build_parser().parse_args(["--infinity", "/bin/inf"])
+    ctx = peer.common.setup(args)
+    servers = peer.commands(ctx, args, "/model", tmp_path / "heads", ["float32", "defaults"])
+    assert set(servers) == {"infinity float32", "sidetask float32", "sidetask defaults"}
+    side = servers["sidetask defaults"][0]
+    for flag in ("--dtype", "--heads-dir", "--head-dtype"):
+        assert flag not in side  # dtype auto and the shipped heads, as `sidetask serve` starts
+    ports = {k: v[1] for k, v in servers.items()}
+    targets = peer._targets("m", ["h"], ports, ["float32", "defaults"], ["cola", "ner"])
+    url, body = targets["sidetask embedding + 3 heads (defaults)"]
+    assert url.endswith(f":{ports['sidetask defaults']}/analyze")
+    assert body(["x"]) == {"texts": ["x"], "tasks": ["embedding", "cola", "ner"]}
+    rounds = {
+        "infinity embedding": _rounds([100.0, 100.0]),
+        "sidetask embedding (defaults)": _rounds([150.0, 140.0]),
+        "sidetask embedding + 3 heads (defaults)": _rounds([110.0, 105.0]),
+    }
+    out = peer._summarise(rounds, ["h"], args, "model", 10, ["defaults"])
+    assert out["targets_met"] == {
+        "sidetask embedding (defaults) >= 1.3x infinity embedding": True,
+        "sidetask embedding + 3 heads (defaults) >= 1.15x infinity embedding": False,
+    }
+    with pytest.raises(SystemExit, match="add float32"):
+        argv = ["--infinity", "/bin/true", "--precisions", "defaults"]
+        peer.measure(ctx, peer.build_parser().parse_args(argv))
+
+
 def test_peer_texts_are_the_sentences_of_a_tsv(tmp_path: Path) -> None:
     tsv = tmp_path / "dev.tsv"
     tsv.write_text("sentence\tlabel\na fine film .\t1\nawful .\t0\n")
