@@ -41,6 +41,7 @@ from benchmarks import common
 from benchmarks.live_server import (
     LeanClient,
     ServerProcess,
+    SocketClient,
     closed_loop,
     latency_summary,
     thread_cpu_ms,
@@ -132,12 +133,15 @@ def lone(
     alone = model_alone(engine)
     client = httpx.Client(base_url=base, timeout=60)
     lean = LeanClient(base)
+    raw = SocketClient(base)
     variants: dict[str, Callable[[str], object]] = {
         "model_alone_embedding": alone,
         "engine_embedding": lambda t: engine.analyze([t], ["embedding"]),
         "engine_all": lambda t: engine.analyze([t], tasks),
         "served_embedding": lambda t: lean.analyze([t], ["embedding"]),
         "served_all": lambda t: lean.analyze([t], tasks),
+        "served_embedding_socket": lambda t: raw.analyze([t], ["embedding"]),
+        "served_all_socket": lambda t: raw.analyze([t], tasks),
         "served_embedding_httpx": lambda t: _ok(
             client.post("/analyze", json={"texts": [t], "tasks": ["embedding"]})
         ),
@@ -175,9 +179,11 @@ def lone(
             cpu.setdefault(f"{name}:this_process", []).append(own)
     client.close()
     lean.close()
+    raw.close()
     return {
         "client": "served_*: a keep-alive http.client connection (stdlib, ~0.5 ms of client "
-        "CPU per request); served_*_httpx: httpx.Client (the client's own cost is larger)",
+        "CPU per request); served_*_socket: request bytes over a keep-alive socket (as lean "
+        "as curl or wrk); served_*_httpx: httpx.Client (the client's own cost is larger)",
         "p50_s": {n: common.summary(v) for n, v in medians.items()},
         "cpu_ms_per_request": {n: common.summary(v) for n, v in cpu.items()},
         "ratios": {
@@ -185,6 +191,12 @@ def lone(
                 medians, "served_embedding", "model_alone_embedding"
             ),
             "served_all/engine_all": common.paired_ratio(medians, "served_all", "engine_all"),
+            "served_embedding_socket/model_alone": common.paired_ratio(
+                medians, "served_embedding_socket", "model_alone_embedding"
+            ),
+            "served_all_socket/engine_all": common.paired_ratio(
+                medians, "served_all_socket", "engine_all"
+            ),
             "served_embedding_httpx/model_alone": common.paired_ratio(
                 medians, "served_embedding_httpx", "model_alone_embedding"
             ),

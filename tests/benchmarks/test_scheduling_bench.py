@@ -44,6 +44,7 @@ def test_scheduling_benchmark_measures_every_phase(tiny_roberta_dir: Path, tmp_p
     assert result["server_exit_code"] == 0 and "embedding" in result["tasks"]
     assert 0 < result["giant_request"]["tokens"] <= 3000
     lone = result["lone"]
+    assert {"served_all_socket", "served_embedding_socket"} <= set(lone["p50_s"])
     for name, stats in lone["ratios"].items():
         num, den = name.split("/")
         ratio = [a / b for a, b in zip(*_pairs(lone["p50_s"], num, den), strict=True)]
@@ -58,6 +59,18 @@ def test_scheduling_benchmark_measures_every_phase(tiny_roberta_dir: Path, tmp_p
         assert loop["n"] == 2 and all(
             0 <= a <= b for a, b in zip(loop["values"], total["values"], strict=True)
         )
+
+
+def test_scheduling_benchmark_runs_only_the_phases_asked_for(
+    tiny_roberta_dir: Path, tmp_path: Path
+) -> None:
+    argv = ["--backbone", str(tiny_roberta_dir), "--out", str(tmp_path / "out")]
+    argv += ["--data-dir", str(_data(tmp_path / "data")), "--threads", "1", "--phases", "lone"]
+    argv += ["--repeats", "1", "--warmup", "0", "--requests", "2", "--budget", "3000"]
+    assert scheduling.main(argv) == 0
+    result = json.loads((tmp_path / "out" / "scheduling_cpu.json").read_text())
+    assert "lone" in result and "giant" not in result and "hangup" not in result
+    assert not (tmp_path / "out" / "scheduling_cpu.png").exists()  # the plot needs all three
 
 
 def test_thread_cpu_counts_the_work_of_each_thread() -> None:
