@@ -34,6 +34,8 @@ def head_info(head: TaskHead) -> HeadInfo:
         last_layer=max(nonzero) if nonzero else len(weights) - 1,
         metrics=dict(m.metrics),
         parameters=head.parameter_count(),
+        temperature=m.temperature,
+        threshold=m.threshold if "threshold" in head.kind.options else None,
     )
 
 

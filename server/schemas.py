@@ -130,6 +130,14 @@ class HeadInfo(BaseModel):
     last_layer: int = Field(description="Deepest layer this head needs.")
     metrics: dict[str, float] = Field(description="Dev-set metrics recorded at training.")
     parameters: int
+    temperature: float = Field(
+        1.0, description="The logits are divided by it before the scores (fitted calibration)."
+    )
+    threshold: float | None = Field(
+        None,
+        description="Multi-label heads: a label is in the answer when its score reaches this "
+        "(null for kinds without a threshold).",
+    )
 
 
 class LoadFailureInfo(BaseModel):

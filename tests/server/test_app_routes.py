@@ -145,6 +145,7 @@ def test_tasks_describes_heads_main_task_and_kernel(make_app: Any, client_for: A
             assert ner["kind"] == "token" and ner["labels"][0] == "O" and ner["version"] == "1"
             assert len(ner["layer_weights"]) == 4
             assert sum(ner["layer_weights"]) == pytest.approx(1.0)
+            assert ner["threshold"] is None and ner["temperature"] > 0  # no threshold: a token head
             assert body["failures"] == []
 
     _run(go())

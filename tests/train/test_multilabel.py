@@ -103,6 +103,8 @@ def test_train_a_multilabel_head_then_serve_it(
         key=lambda t: -body["results"][0]["topics"]["scores"][t],
     )
     assert [h["kind"] for h in tasks["heads"]] == ["multilabel"]
+    head = tasks["heads"][0]  # /tasks shows what the answers applied
+    assert head["threshold"] == 0.5 and head["temperature"] > 0
 
 
 def test_class_weights_are_refused_for_multilabel_heads(
