@@ -100,7 +100,12 @@ def carve_validation(
         return train_sets, splits, [], []
     kept_ex, kept_splits, vals, record = [], [], [], []
     for name, examples, split in zip(names, train_sets, splits, strict=True):
-        tr, va = carve(len(examples), cfg.val_fraction, cfg.val_seed, cfg.val_block)
+        try:
+            tr, va = carve(len(examples), cfg.val_fraction, cfg.val_seed, cfg.val_block)
+        except ValueError as exc:  # a file too small to hold texts out: say which flag
+            raise ConfigError(
+                f"{name}: {exc}; add texts, or --val-fraction 0 to select on the dev files"
+            ) from exc
         kept_ex.append([examples[i] for i in tr])
         kept_splits.append(subset_split(split, tr))
         vals.append(EvalSet(val_name(name), [examples[i] for i in va], subset_split(split, va)))

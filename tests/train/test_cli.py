@@ -72,6 +72,19 @@ def test_flags_that_clash_with_the_data_exit_2(
     assert "sidetask train: error: --kind token does not match the training data\n" in err
 
 
+def test_a_file_too_small_for_a_validation_split_exits_2(
+    tmp_path: Path, tiny_roberta_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    one = tmp_path / "one.tsv"
+    one.write_text("text\tlabel\ngood film\tpositive\n")
+    argv = train_argv(tmp_path, one, "--kind", "sequence", "--labels", "negative,positive")
+    assert main([*argv, "--backbone", str(tiny_roberta_dir)]) == 2
+    err = capsys.readouterr().err  # progress bars of the feature cache come first
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("sidetask train: error: ") and "Traceback" not in err
+    assert "cannot give a validation split" in last and "--val-fraction 0" in last
+
+
 def test_eval_of_a_missing_data_file_exits_2(
     tmp_path: Path, tiny_roberta_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
