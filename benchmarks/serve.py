@@ -85,13 +85,18 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def prepare_heads(backbone: Any, args: argparse.Namespace, folder: Path) -> Path:
-    """Shipped heads for the default backbone; random heads of the method's sizes otherwise."""
+    """Shipped heads for the default backbone (their own folder, so that ``dtype: auto``
+    finds the fidelity gate shipped with them and the server runs as it starts without
+    flags); random heads of the method's sizes for what is missing or another backbone."""
     from heads.io import save_head
     from heads.registry import head_folders, load_head_set
     from heads.shipped import PRETRAINED_HEADS
 
     if args.heads_dir is not None:
         return Path(args.heads_dir)
+    shipped_names = {p.name for p in head_folders([PRETRAINED_HEADS])}
+    if args.backbone is None and {name for name, _, _ in HEADS} <= shipped_names:
+        return PRETRAINED_HEADS
     have: set[str] = set()
     if args.backbone is None and head_folders([PRETRAINED_HEADS]):
         shipped = load_head_set([PRETRAINED_HEADS], backbone.info, skip_failures=True)
@@ -382,6 +387,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "ramp_up_seconds": steady_ramp_up(args.ramp_up, args.seconds),
         "server_ready_s": ready_s,
         "server_exit_code": exit_code,
+        "backbone_dtype": engine.dtype_choice.name,
+        "backbone_dtype_reason": engine.dtype_choice.reason,
         "head_dtypes_resolved": {
             "accumulator": str(engine.heads.dtype).removeprefix("torch."),
             "layers": str(engine.heads.module_dtype).removeprefix("torch."),

@@ -6,6 +6,7 @@ ratios computed from the numbers shown, server exited cleanly), never this machi
 
 from __future__ import annotations
 
+import argparse
 import json
 import shutil
 from pathlib import Path
@@ -59,3 +60,13 @@ def test_rate_counts_only_the_steady_part_of_the_window() -> None:
         == sum(1 for i in range(35) if 0.5 + 0.1 * i > 1.0) / 3.0
     )
     assert in_window_rate(outcomes, 4.0, ramp_up=9.0) == in_window_rate(outcomes, 4.0, 2.0)
+
+
+def test_the_default_backbone_is_served_with_the_shipped_heads_folder(tmp_path: Path) -> None:
+    """Their own folder, so that dtype auto finds their fidelity gate: the server and the
+    offline engine run as `sidetask serve` starts without flags."""
+    from heads.shipped import PRETRAINED_HEADS
+
+    args = argparse.Namespace(heads_dir=None, backbone=None)
+    assert serve.prepare_heads(None, args, tmp_path / "heads") == PRETRAINED_HEADS
+    assert not (tmp_path / "heads").exists()
