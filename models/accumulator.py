@@ -142,17 +142,26 @@ class StreamingAccumulator:
         self.plan = plan
         self.device = torch.device(device)
         self.kernel = resolve_kernel(kernel, self.device)
-        self.buffer = torch.zeros(batch * seq_len, plan.total_k, device=device)
         self.shape = (batch, seq_len)
         self.updated_layers: list[int] = []
         self.rows: torch.Tensor | None = None  # packed: flat grid position of each buffer row
+        self._buffer: torch.Tensor | None = None
+
+    @property
+    def buffer(self) -> torch.Tensor:
+        """(rows, sum k) float32: a row per grid position, or per packed row after
+        :meth:`use_packed_rows`. Allocated at first use, so a packed pass never allocates the
+        padded one."""
+        if self._buffer is None:
+            rows = self.shape[0] * self.shape[1] if self.rows is None else self.rows.numel()
+            self._buffer = torch.zeros(rows, self.plan.total_k, device=self.device)
+        return self._buffer
 
     def use_packed_rows(self, rows: torch.Tensor) -> None:
         """Z_i will arrive as the real tokens' rows only (models/unpadded.py)."""
-        if self.updated_layers:
+        if self._buffer is not None:
             raise RuntimeError("the packing must be set before the first layer arrives")
         self.rows = rows
-        self.buffer = torch.zeros(rows.numel(), self.plan.total_k, device=self.buffer.device)
 
     def __call__(self, index: int, hidden: torch.Tensor) -> None:
         layer = self.plan.layers.get(index)

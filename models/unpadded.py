@@ -166,20 +166,23 @@ def unpadded_encode(
     embedded = model.embeddings(input_ids=input_ids)
     packing = pack(attention_mask)
     x = embedded.reshape(packing.batch * packing.length, -1).index_select(0, packing.index)
-    packed_taps = isinstance(consumer, PackedConsumer)
-    if packed_taps:
-        consumer.use_packed_rows(packing.index)  # type: ignore[union-attr]
-    if consumer is not None:
-        consumer(0, x if packed_taps else embedded)
+    packed = consumer if isinstance(consumer, PackedConsumer) else None
+    if packed is not None:
+        packed.use_packed_rows(packing.index)
+        packed(0, x)
+    elif consumer is not None:
+        consumer(0, embedded)
     if last_layer == 0:
         return 0, None
     hidden: torch.Tensor | None = None
     for i, layer in enumerate(layers, start=1):
         x = packed_layer(layer, x, packing.runs)
         hidden = None  # unpacked only when someone reads it
-        if consumer is not None:
-            hidden = None if packed_taps else unpack(x, packing)
-            consumer(i, x if hidden is None else hidden)
+        if packed is not None:
+            packed(i, x)
+        elif consumer is not None:
+            hidden = unpack(x, packing)
+            consumer(i, hidden)
         if last_layer is not None and i >= last_layer:
             return i, None
     return len(layers), hidden if hidden is not None else unpack(x, packing)
