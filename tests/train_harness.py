@@ -59,10 +59,10 @@ def read_log(out: str) -> list[dict[str, object]]:
     return [json.loads(x) for x in (Path(out) / LOG_FILE).read_text().splitlines()]
 
 
-def final_dev_accuracy(
+def train_sentiment_head(
     tmp_path: Path, backbone_dir: Path, data: Path, name: str, **kw: object
-) -> float:
-    """Train a negative/positive sequence head into ``tmp_path/name``; its last dev accuracy."""
+) -> str:
+    """Train a negative/positive sequence head into ``tmp_path/name``; its folder."""
     cfg = config(
         tmp_path,
         backbone_dir,
@@ -74,7 +74,15 @@ def final_dev_accuracy(
         **kw,
     )
     train(cfg)
-    return float(read_log(cfg.out)[-1]["selection"])  # type: ignore[arg-type]
+    return cfg.out
+
+
+def final_dev_accuracy(
+    tmp_path: Path, backbone_dir: Path, data: Path, name: str, **kw: object
+) -> float:
+    """Train a negative/positive sequence head into ``tmp_path/name``; its last dev accuracy."""
+    out = train_sentiment_head(tmp_path, backbone_dir, data, name, **kw)
+    return float(read_log(out)[-1]["selection"])  # type: ignore[arg-type]
 
 
 def contradictory_file(path: Path, repeat: int = 1) -> Path:

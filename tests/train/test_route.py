@@ -7,9 +7,9 @@ import json
 from pathlib import Path
 
 import pytest
-from train_harness import config, sentiment_file
+from train_harness import sentiment_file, train_sentiment_head
 
-from train.loop import dataset_name, train
+from train.loop import dataset_name
 from train.route import Routed, main, pick_threshold
 
 
@@ -42,22 +42,12 @@ def test_route_command_chooses_on_validation_and_scores_dev_once(
     tmp_path: Path, tiny_roberta_dir: Path
 ) -> None:
     data = sentiment_file(tmp_path / "toy.jsonl", repeat=6)
-    runs: list[str] = []
-    for name in ("short", "long"):
-        cfg = config(
-            tmp_path,
-            tiny_roberta_dir,
-            "sequence",
-            data,
-            out=str(tmp_path / name),
-            labels=["negative", "positive"],
-            val_fraction=0.2,
-            slice_size=0,
-            epochs=1,
-            seed=len(runs),
+    runs = [
+        train_sentiment_head(
+            tmp_path, tiny_roberta_dir, data, name, val_fraction=0.2, epochs=1, seed=seed
         )
-        train(cfg)
-        runs.append(cfg.out)
+        for seed, name in enumerate(("short", "long"))
+    ]
     report = tmp_path / "route.json"
     assert main(["--short", runs[0], "--long", runs[1], "--json", str(report)]) == 0
     result = json.loads(report.read_text())
