@@ -136,6 +136,14 @@ def add_train_parser(sub: Any) -> None:
         action=argparse.BooleanOptionalAction,
         help="fit the temperature of the head's scores on the validation split",
     )
+    p.add_argument(
+        "--refit",
+        action=argparse.BooleanOptionalAction,
+        help="after selecting on the validation split, train a new head on every training "
+        "text (validation included) for the passes and learning rates the selection chose, "
+        "no early stopping; it takes the selection head's temperature and is the one saved "
+        "in OUT (the selection run in OUT/selection)",
+    )
     p.add_argument("--lr", type=float, help="AdamW learning rate")
     p.add_argument("--weight-decay", type=float, help="AdamW weight decay")
     p.add_argument(
@@ -278,11 +286,10 @@ def _train(args: argparse.Namespace) -> int:
         print("engine-scored dev slice:", rec)
     split = "validation" if cfg.val_fraction > 0 else "dev"
     print(f"best {split} {cfg.selection_metric}: {best['selection']:.4f}; head saved in {cfg.out}")
+    kept = "the refit head" if cfg.refit else "the kept head"
     for name, result in best.get("dev", {}).items():
         if isinstance(result, dict) and cfg.selection_metric in result:
-            print(
-                f"dev (scored once, with the kept head) {name}: {result[cfg.selection_metric]:.4f}"
-            )
+            print(f"dev (scored once, with {kept}) {name}: {result[cfg.selection_metric]:.4f}")
     return 0
 
 

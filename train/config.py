@@ -46,6 +46,7 @@ class TrainConfig:
     val_seed: int = 0  # seeds which blocks are held out (the same for every training seed)
     val_block: int = 50  # consecutive texts per held-out block
     calibrate: bool = True  # fit the temperature on the validation split
+    refit: bool = False  # then train again on train + validation for the budget chosen on it
     lr: float = 1e-3
     weight_decay: float = 0.01
     label_smoothing: float = 0.0  # share of each target spread evenly over all labels
@@ -175,6 +176,11 @@ def _data_rules(c: TrainConfig) -> list[Rule]:
             f"--val-fraction takes a share in [0, 0.5), got {c.val_fraction}",
         ),
         (class_weights is not None, class_weights or ""),
+        (
+            c.refit and c.val_fraction == 0,
+            "--refit needs a validation split to choose the budget on (--val-fraction > 0)",
+        ),
+        (c.refit and c.resume, "--refit cannot --resume: run it again from the start"),
     ]
 
 

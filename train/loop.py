@@ -23,6 +23,7 @@ from train.kinds import train_kind
 from train.objective import batch_loss, recase_some
 from train.prepare import Prepared, dataset_name, prepare_data
 from train.protocol import finish
+from train.refit import SELECTION_DIR, refit
 from train.steps import (
     LOG_FILE,
     Stretch,
@@ -39,7 +40,8 @@ Schedule = list[tuple[int, Any]]  # (training file, the units of one batch) in s
 
 
 def train(cfg: TrainConfig) -> dict[str, Any]:
-    """Run one training; returns the best dev metrics. The head is saved in ``cfg.out``.
+    """Run one training; returns the best dev metrics. The head is saved in ``cfg.out``
+    (with ``cfg.refit``: the refit head, its selection run in ``cfg.out/selection``).
 
     A bad setting has already been refused when ``cfg`` was built; a clash with the data
     raises :class:`train.config.ConfigError` before the first step."""
@@ -48,17 +50,22 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     torch.manual_seed(cfg.seed)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
+    chosen = out / SELECTION_DIR if cfg.refit else out  # where the selection run's head goes
+    chosen.mkdir(parents=True, exist_ok=True)
     data = prepare_data(cfg, open_backbone(cfg.backbone, device), device)
-    state = start_optimisation(cfg, data, out)
+    state = start_optimisation(cfg, data, chosen)
     for epoch in range(int(state.progress["epoch"]), cfg.epochs):
         if run_epoch(cfg, data, state, epoch):
             break
     best = state.best_results
     if best:
-        final = finish(out, cfg, data.vals, data.devs, data.backbone, device)
+        final = finish(chosen, cfg, data.vals, data.devs, data.backbone, device)
         best = {**best, "dev": final["dev"], "val": final["val"]}
-    write_plots(out, cfg)
+    write_plots(chosen, cfg)
+    if best and cfg.refit:
+        refitted = refit(cfg, chosen, out, data.backbone, device)
+        best = {**best, "selection_dev": best["dev"], "dev": refitted["dev"]}
+        write_plots(out, cfg)
     return best
 
 
