@@ -57,7 +57,8 @@ def measure(ctx: common.BenchContext, args: argparse.Namespace) -> dict[str, Any
     built = engines(ctx, args)
     texts = loadgen.sentence_pool(loadgen.SST2_DEV, limit=args.batch * 4)[: args.batch]
     eager = built["eager"][0]
-    task_sets = {"embedding": ["embedding"], "all": [*eager.heads.names, "embedding"]}
+    heads = common.workload_heads(eager.heads.names)
+    task_sets = {"embedding": ["embedding"], "all": [*heads, "embedding"]}
     variants = {
         f"{engine} {name}": (lambda e=built[engine][0], t=tasks: e.analyze(texts, t))
         for name, tasks in task_sets.items()

@@ -133,7 +133,7 @@ def speed(
     sample = bench_texts(batch)
 
     def call(engine: Any, task_set: str) -> Any:
-        heads = [*engine.heads.names] if task_set == "all" else []
+        heads = common.workload_heads(engine.heads.names) if task_set == "all" else []
         return lambda: engine.analyze(sample, [*heads, engine.main_task])
 
     variants = {f"{c}/{t}": call(engines[c], t) for c in engines for t in TASK_SETS}

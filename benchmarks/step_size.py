@@ -32,10 +32,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def windows(engine: Any, texts: Sequence[str], length: int | None) -> list[Any]:
-    """Windows of ``texts`` (every task); only full ones when ``length`` is given."""
+    """Windows of ``texts`` (issue 20's four tasks); only full ones when ``length`` is given."""
     from engine.core import AnalyzeRequest
 
-    items = engine.prepare(AnalyzeRequest(list(texts), engine.available_tasks)).windows
+    tasks = [*common.workload_heads(engine.heads.names), engine.main_task]
+    items = engine.prepare(AnalyzeRequest(list(texts), tasks)).windows
     if length is not None:
         return [it for it in items if it.length == length]
     return sorted(items, key=lambda it: it.length)

@@ -57,3 +57,14 @@ def test_result_names_carry_shape_device_and_half_precision(tmp_path: object) ->
     assert ctx("minilm", "cpu", torch.float32).tag == "cpu"
     assert ctx("roberta-large", "cpu", torch.float32).tag == "roberta-large_cpu"
     assert ctx("roberta-large", "cuda", torch.float16).tag == "roberta-large_cuda_float16"
+
+
+def test_benchmarks_ask_the_shipped_folder_for_issue_20s_three_heads() -> None:
+    # sentiment-long ships too (issue 19.3); "embedding + 3 heads" keeps meaning these three
+    loaded = ["cola", "ner", "sentiment", "sentiment-long"]
+    assert common.workload_heads(loaded) == ["cola", "ner", "sentiment"]
+
+
+def test_benchmarks_ask_a_users_own_heads_for_all_of_them() -> None:
+    assert common.workload_heads(["mood", "ner"]) == ["mood", "ner"]
+    assert common.workload_heads(["ner", "sentiment"]) == ["ner", "sentiment"]

@@ -179,3 +179,7 @@ def test_server_breakdown_reads_stage_times_from_prometheus_text(
     assert out["batches"] == 10
     assert out["mean_requests_per_batch"] == 4
     assert out["stage backbone s"] == 3.5 and out["stage tokenize s"] == 0.5
+
+
+def test_peer_defaults_ask_the_shipped_heads_for_issue_20s_three() -> None:
+    assert peer.shipped_head_names() == ["cola", "ner", "sentiment"]
