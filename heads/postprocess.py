@@ -93,21 +93,62 @@ def transitions(labels: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
 
 def viterbi(probs: torch.Tensor, labels: Sequence[str]) -> list[int]:
     """The most probable label sequence (product of per-word probabilities) among those
-    BIO allows; ``probs`` is (words, labels). Plain numpy: a few microseconds per word."""
-    if len(probs) == 0:
+    BIO allows; ``probs`` is (words, labels)."""
+    return viterbi_many([probs], labels)[0]
+
+
+def viterbi_many(sequences: Sequence[torch.Tensor], labels: Sequence[str]) -> list[list[int]]:
+    """:func:`viterbi` of every (words, labels) table at once: one numpy step per word
+    position over the whole batch instead of one per word of every text (a Python loop of
+    tiny numpy calls cost ~200 us per text, 5 % of a bfloat16 pass with the shipped heads)."""
+    if not sequences:
         return []
     penalty, first = transitions(tuple(labels))
-    logp = np.log(np.clip(probs.double().numpy(), 1e-30, None))
-    score = logp[0] + first
-    back = np.zeros(logp.shape, dtype=np.int64)
-    for t in range(1, len(logp)):
-        cand = score[:, None] + penalty  # (prev, cur)
-        back[t] = cand.argmax(axis=0)
-        score = cand[back[t], np.arange(len(score))] + logp[t]
-    path = [int(score.argmax())]
-    for t in range(len(logp) - 1, 0, -1):
-        path.append(int(back[t, path[-1]]))
-    return path[::-1]
+    lengths = np.array([len(p) for p in sequences], dtype=np.int64)
+    steps, n = int(lengths.max()), len(labels)
+    if steps == 0:
+        return [[] for _ in sequences]
+    logp = np.zeros((len(sequences), steps, n))
+    for row, probs in enumerate(sequences):
+        logp[row, : len(probs)] = np.log(np.clip(probs.double().numpy(), 1e-30, None))
+    score = logp[:, 0] + first
+    back = np.zeros((len(sequences), steps, n), dtype=np.int64)
+    for t in range(1, steps):
+        cand = score[:, :, None] + penalty  # (batch, prev, cur)
+        back[:, t] = cand.argmax(axis=1)
+        best = np.take_along_axis(cand, back[:, t][:, None, :], axis=1)[:, 0] + logp[:, t]
+        score = np.where((t < lengths)[:, None], best, score)
+    ends, back_lists = score.argmax(axis=1).tolist(), back.tolist()
+    paths: list[list[int]] = []
+    for row, length in enumerate(lengths.tolist()):
+        if length == 0:
+            paths.append([])
+            continue
+        path, table = [ends[row]], back_lists[row]
+        for t in range(length - 1, 0, -1):
+            path.append(table[t][path[-1]])
+        paths.append(path[::-1])
+    return paths
+
+
+def first_subtokens(word_ids: Sequence[int | None]) -> list[int]:
+    """Index of each word's first sub-token (the position its tag is read at)."""
+    firsts, current = [], None
+    for i, wid in enumerate(word_ids):
+        if wid is not None and wid != current:
+            firsts.append(i)
+            current = wid
+    return firsts
+
+
+@dataclass(frozen=True)
+class TokenTable:
+    """One text's sub-token label probabilities with what maps them back to characters."""
+
+    text: str
+    offsets: Sequence[tuple[int, int]]
+    word_ids: Sequence[int | None]
+    probs: torch.Tensor  # (tokens, labels)
 
 
 def token_entities(
@@ -123,20 +164,35 @@ def token_entities(
     Each word is read at its first sub-token (as the head was trained); with
     ``constrained`` the words' tags are the BIO-valid Viterbi path, else each word's argmax.
     """
-    if len(probs) == 0:
+    return token_entities_many([TokenTable(text, offsets, word_ids, probs)], labels, constrained)[0]
+
+
+def token_entities_many(
+    tables: Sequence[TokenTable], labels: Sequence[str], constrained: bool = True
+) -> list[list[Entity]]:
+    """:func:`token_entities` of many texts, their Viterbi searches run as one batch."""
+    firsts = [first_subtokens(t.word_ids) if len(t.probs) else [] for t in tables]
+    paths: list[list[int]] = [[] for _ in tables]
+    if constrained:
+        live = [i for i, f in enumerate(firsts) if f]
+        found = viterbi_many([tables[i].probs[firsts[i]] for i in live], labels)
+        for i, path in zip(live, found, strict=True):
+            paths[i] = path
+    return [_entities(t, labels, f, p) for t, f, p in zip(tables, firsts, paths, strict=True)]
+
+
+def _entities(
+    table: TokenTable, labels: Sequence[str], firsts: list[int], path: list[int]
+) -> list[Entity]:
+    if len(table.probs) == 0:
         return []
-    best = probs.argmax(dim=-1).tolist()
-    firsts, current = [], None
-    for i, wid in enumerate(word_ids):
-        if wid is not None and wid != current:
-            firsts.append(i)
-            current = wid
-    if constrained and firsts:
-        for i, tag in zip(firsts, viterbi(probs[firsts], labels), strict=True):
-            best[i] = tag
-    scores = probs.gather(1, torch.tensor(best)[:, None]).squeeze(1).tolist()
+    best = table.probs.argmax(dim=-1).tolist()
+    for i, tag in zip(firsts[: len(path)], path, strict=True):
+        best[i] = tag
+    scores = table.probs.gather(1, torch.tensor(best)[:, None]).squeeze(1).tolist()
     tags = [labels[i] for i in best]
-    return decode_entities(text, words_from_tokens(text, offsets, word_ids, tags, scores))
+    words = words_from_tokens(table.text, table.offsets, table.word_ids, tags, scores)
+    return decode_entities(table.text, words)
 
 
 def decode_entities(text: str, words: Sequence[Word]) -> list[Entity]:

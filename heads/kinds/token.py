@@ -16,7 +16,7 @@ from torch import nn
 
 from heads.kinds.base import Answer, HeadKind
 from heads.modules import TokenClassificationHead
-from heads.postprocess import token_entities
+from heads.postprocess import TokenTable, token_entities_many
 from models.windows import TextEncoding, Window
 
 if TYPE_CHECKING:
@@ -62,10 +62,11 @@ class TokenKind(HeadKind):
         encodings: Sequence[TextEncoding],
     ) -> list[Answer]:
         empty = torch.zeros(0, len(head.labels))
-        return [
-            token_entities(text, enc.offsets, enc.word_ids, empty if m is None else m, head.labels)
+        tables = [
+            TokenTable(text, enc.offsets, enc.word_ids, empty if m is None else m)
             for m, text, enc in zip(merged, texts, encodings, strict=True)
         ]
+        return list(token_entities_many(tables, head.labels))
 
     def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
         return torch.softmax(logits, dim=-1)

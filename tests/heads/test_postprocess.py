@@ -12,8 +12,11 @@ from heads.postprocess import (
     Word,
     classification_answer,
     decode_entities,
+    TokenTable,
     token_entities,
+    token_entities_many,
     viterbi,
+    viterbi_many,
     words_from_tokens,
 )
 
@@ -107,6 +110,40 @@ def test_viterbi_finds_the_best_valid_path(seed: int) -> None:
     paths = [p for p in itertools.product(range(len(LABELS)), repeat=4) if valid(p)]
     best = max(paths, key=lambda p: float(torch.prod(probs[range(4), list(p)])))
     assert tuple(viterbi(probs, LABELS)) == best
+
+
+def test_a_batch_of_texts_decodes_as_each_text_alone() -> None:
+    """The engine decodes a micro-batch's texts in one Viterbi batch: texts of different
+    lengths (none, one word, many) must get the path each would get alone."""
+    gen = torch.Generator().manual_seed(7)
+    lengths = [5, 0, 1, 4, 6, 2, 4]
+    tables = [torch.softmax(torch.randn(n, len(LABELS), generator=gen) * 2, -1) for n in lengths]
+    brute = []
+    for probs in tables:
+        n = len(probs)
+        paths = [p for p in itertools.product(range(len(LABELS)), repeat=n) if valid(p)]
+        best = max(paths, key=lambda p: float(torch.prod(probs[range(n), list(p)])))
+        brute.append(list(best) if n else [])
+    assert viterbi_many(tables, LABELS) == brute[:4] + viterbi_many(tables[4:], LABELS)
+    assert viterbi_many(tables[:4], LABELS) == brute[:4]
+    assert [viterbi(t, LABELS) for t in tables] == viterbi_many(tables, LABELS)
+
+
+def test_many_texts_give_the_entities_each_gives_alone() -> None:
+    gen = torch.Generator().manual_seed(3)
+    text = "Ada met Bob in London"
+    spans = [(0, 3), (4, 7), (8, 11), (12, 14), (15, 21)]
+    items = []
+    for n in (5, 0, 3, 5):
+        probs = torch.softmax(torch.randn(n, len(LABELS), generator=gen) * 3, -1)
+        items.append(TokenTable(text, spans[:n], list(range(n)), probs))
+    for constrained in (True, False):
+        alone = [
+            token_entities(t.text, t.offsets, t.word_ids, t.probs, LABELS, constrained)
+            for t in items
+        ]
+        assert token_entities_many(items, LABELS, constrained) == alone
+    assert any(alone)
 
 
 def test_sub_tokens_follow_their_word_and_no_words_no_entities() -> None:

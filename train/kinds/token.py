@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import torch
 import torch.nn.functional as F
 
-from heads.postprocess import token_entities
+from heads.postprocess import TokenTable, token_entities_many
 from heads.task_head import TaskHead
 from models.windows import encode_texts, make_windows
 from train.batches import load_batch, plan
@@ -99,10 +99,11 @@ class TokenTraining(TrainKind):
         constrained: bool,
     ) -> list[Any]:
         encodings, tables = self.token_tables(head, split, examples, view)
-        return [
-            token_entities(e.text, enc.offsets, enc.word_ids, table, head.labels, constrained)
+        texts = [
+            TokenTable(e.text, enc.offsets, enc.word_ids, table)
             for e, enc, table in zip(examples, encodings, tables, strict=True)
         ]
+        return list(token_entities_many(texts, head.labels, constrained))
 
     def from_answer(self, answer: Any, labels: Sequence[str]) -> Any:
         return answer
