@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import torch
 
@@ -39,7 +40,7 @@ def test_paired_ratio_is_taken_round_by_round() -> None:
     assert (ratio["median"], ratio["min"], ratio["max"]) == (2.0, 1.0, 3.0)
 
 
-def test_result_names_carry_shape_device_and_half_precision(tmp_path: object) -> None:
+def test_result_names_carry_shape_device_and_half_precision(tmp_path: Path) -> None:
     def ctx(shape: str, device: str, dtype: torch.dtype) -> common.BenchContext:
         return common.BenchContext(
             torch.device(device),
