@@ -31,8 +31,11 @@ import torch
 from benchmarks import common
 from engine.flags import EnvFlagParser, command_prefix, parse_with_env
 
+# Every shipped head, each on its dev sets (the gate vouches for all the heads it fingerprints).
 DEFAULT_DEV = (
-    "sentiment=sst2/dev.tsv,sentiment=imdb/dev.tsv,cola=cola/dev.tsv,ner=conll2003/dev.txt"
+    "sentiment=sst2/dev.tsv,sentiment=imdb/dev.tsv,"
+    "sentiment-long=sst2/dev.tsv,sentiment-long=imdb/dev.tsv,"
+    "cola=cola/dev.tsv,ner=conll2003/dev.txt"
 )
 MIN_COSINE = 0.999
 MIN_IDENTICAL = 0.995
@@ -264,6 +267,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "device_kind": ctx.device.type,
         "device_name": device_name(ctx.device),
         "candidate": cand,
+        "head_layers": _layers_dtype(engines[cand]),
         "fingerprint": fp,
         "passed": not failed,
         "failed": failed,
@@ -305,6 +309,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         shipped.write_text(path.read_text())
         print(f"shipped {shipped}")
     return 0
+
+
+def _layers_dtype(engine: Any) -> str:
+    """The dtype the candidate's head layers ran in (``auto``'s rule at the time of the
+    gate; dtype: auto refuses a gate measured under another rule)."""
+    return str(engine.heads.module_dtype).removeprefix("torch.")
 
 
 def engine_settings(args: argparse.Namespace) -> Any:

@@ -175,6 +175,14 @@ def choose_dtype(
         )
     if gate.get("device_kind") != device.type:
         return DtypeChoice(torch.float32, setting, f"{path} is for {gate.get('device_kind')}")
+    layers = gate.get("head_layers", "float32")
+    if layers != name:  # head_dtype auto runs the heads' layers in the backbone's half dtype
+        return DtypeChoice(
+            torch.float32,
+            setting,
+            f"{path} measured the heads' layers in {layers}, {name} with this version: "
+            "re-run sidetask bench dtype_gate --ship",
+        )
     mismatch = _mismatch(gate.get("fingerprint") or {}, fp)
     if mismatch is not None:
         return DtypeChoice(torch.float32, setting, mismatch)

@@ -74,15 +74,19 @@ def load_backbone_with_dtype(
     return backbone, choice
 
 
-def resolve_head_dtype(choice: str) -> torch.dtype | None:
-    """The heads' compute dtype; None (``auto``) keeps float32 head layers and an
-    accumulator in the backbone's dtype.
+def resolve_head_dtype(choice: str, backbone_dtype: torch.dtype) -> torch.dtype | None:
+    """The heads' own layers' dtype; None = float32 (the modules as trained).
 
-    bfloat16 is opt-in, not automatic on AMX CPUs: it pays for large batches but costs more
-    than it saves for small ones (measured in benchmarks/results/overhead_cpu_heads-bfloat16.json
-    and peer_cpu_heads-float32.json; docs/server.md#head-dtype).
+    ``auto`` follows a half-precision backbone: the dtype gate that let ``dtype: auto``
+    pick it measured the heads that way (benchmarks/dtype_gate.py), their answers are those
+    of float32 (benchmarks/results/head_dtype_cpu.json), and on a bfloat16 CPU pass the
+    shipped heads cost 8 % less time than in float32 layers (docs/server.md#head-dtype).
+    Beside a float32 backbone they stay float32 unless asked: there bfloat16 layers pay for
+    large batches only (benchmarks/results/overhead_cpu_heads-bfloat16.json).
     """
-    return None if choice == "auto" else _DTYPES[choice]
+    if choice != "auto":
+        return _DTYPES[choice]
+    return backbone_dtype if backbone_dtype in (torch.bfloat16, torch.float16) else None
 
 
 def resolve_accumulator_dtype(settings: EngineSettings, backbone: Backbone) -> torch.dtype:
@@ -98,7 +102,7 @@ def resolve_accumulator_dtype(settings: EngineSettings, backbone: Backbone) -> t
         if choice == "float16" and backbone.device.type == "cpu":
             raise ValueError("accumulator_dtype float16 needs CUDA; on CPU use bfloat16")
         return _DTYPES[choice]
-    head_dtype = resolve_head_dtype(settings.head_dtype)
+    head_dtype = resolve_head_dtype(settings.head_dtype, backbone.dtype)
     if head_dtype is not None:
         return head_dtype
     if backbone.dtype == torch.float32 and backbone.device.type == "cpu" and cpu_has_fast_bf16():
@@ -145,7 +149,7 @@ def head_roots(settings: EngineSettings, info: BackboneInfo, quiet: bool = False
 def load_heads(settings: EngineSettings, backbone: Backbone) -> HeadSet:
     """Every head under the configured folders; by default the shipped heads that fit."""
     roots = head_roots(settings, backbone.info)
-    head_dtype = resolve_head_dtype(settings.head_dtype)
+    head_dtype = resolve_head_dtype(settings.head_dtype, backbone.dtype)
     heads = load_head_set(
         roots,
         backbone.info,

@@ -57,8 +57,9 @@ class EngineSettings(BaseModel):
         "auto",
         description=(
             "Heads' compute dtype (accumulator weights and head layers; sums stay float32): "
-            "auto = float32 layers, accumulator per accumulator_dtype. bfloat16 is "
-            "faster for large batches on CPUs with AMX, slower for small ones."
+            "auto = the backbone's dtype when that is bfloat16/float16 (what the dtype gate "
+            "measured), else float32 layers with the accumulator per accumulator_dtype. "
+            "Beside a float32 backbone bfloat16 pays for large batches only."
         ),
     )
     accumulator_dtype: Literal["auto", "float32", "float16", "bfloat16"] = Field(

@@ -15,6 +15,7 @@ def write_gate(
     passed: bool = True,
     kind: str = "cpu",
     candidate: str = "bfloat16",
+    head_layers: str | None = None,
 ) -> Path:
     """A gate JSON for ``fp`` (backbone + heads fingerprint) in ``folder``."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -22,6 +23,7 @@ def write_gate(
         "device_kind": kind,
         "device_name": "Test CPU",
         "candidate": candidate,
+        "head_layers": candidate if head_layers is None else head_layers,
         "fingerprint": fp,
         "passed": passed,
         "failed": [] if passed else ["embedding_cosine"],

@@ -63,6 +63,14 @@ def test_another_backbone_or_other_heads_have_no_gate(tmp_path: Path) -> None:
     assert choose_dtype("auto", CPU, BF16_CPU, fewer, tmp_path).dtype == torch.float32
 
 
+def test_a_gate_measured_with_float32_head_layers_no_longer_vouches(tmp_path: Path) -> None:
+    """auto now runs the heads' layers in the backbone's half dtype: a gate written when they
+    stayed float32 measured another configuration, so it must be re-run, not trusted."""
+    write_gate(tmp_path, FP, head_layers="float32")
+    choice = choose_dtype("auto", CPU, BF16_CPU, FP, tmp_path)
+    assert choice.dtype == torch.float32 and "re-run" in choice.reason
+
+
 def test_no_gate_file_keeps_float32(tmp_path: Path) -> None:
     choice = choose_dtype("auto", CPU, BF16_CPU, FP, tmp_path)
     assert choice.dtype == torch.float32 and "no bfloat16 fidelity gate" in choice.reason
@@ -144,6 +152,7 @@ def test_the_shipped_gate_vouches_for_the_shipped_heads(minilm: Backbone) -> Non
     gate = json.loads(path.read_text())["gate"]
     assert gate["fingerprint"] == fingerprint(minilm.info, [PRETRAINED_HEADS])
     assert gate["candidate"] == "bfloat16" and isinstance(gate["passed"], bool)
+    assert gate["head_layers"] == "bfloat16", "gate from before head layers followed the backbone"
 
 
 def test_a_bfloat16_backbone_still_returns_unit_length_float32_embeddings(

@@ -78,10 +78,12 @@ def test_a_bf16_backbone_on_cpu_serves_the_shipped_heads() -> None:
     assert len(result.embeddings("embedding")[0]) == 384
 
 
-def test_auto_keeps_float32_head_layers_and_explicit_choices_win() -> None:
-    assert resolve_head_dtype("auto") is None  # float32 layers, backbone-dtype accumulator
-    assert resolve_head_dtype("float32") == torch.float32
-    assert resolve_head_dtype("bfloat16") == torch.bfloat16
+def test_auto_head_layers_follow_a_half_backbone_and_explicit_choices_win() -> None:
+    assert resolve_head_dtype("auto", torch.float32) is None  # float32 layers
+    assert resolve_head_dtype("auto", torch.bfloat16) == torch.bfloat16  # as the gate measured
+    assert resolve_head_dtype("auto", torch.float16) == torch.float16
+    assert resolve_head_dtype("float32", torch.bfloat16) == torch.float32
+    assert resolve_head_dtype("bfloat16", torch.float32) == torch.bfloat16
 
 
 def test_bf16_accumulator_keeps_float32_head_layers(minilm: Backbone) -> None:
