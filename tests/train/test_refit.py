@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from train_harness import config, read_log, sentiment_file
+from train_harness import config, ner_file, read_log, sentiment_file
 
 from heads.io import load_head, read_manifest
 from models.backbone import Backbone
@@ -81,3 +81,18 @@ def test_refit_without_a_validation_split_or_resumed_is_refused(
         config(
             tmp_path, tmp_path, "sequence", data, **{"val_fraction": 0.2, "refit": True, **change}
         )
+
+
+def test_a_token_head_with_case_features_refits(tmp_path: Path, tiny_roberta_dir: Path) -> None:
+    data = ner_file(tmp_path / "toy.jsonl")  # 12 sentences, 3 held out
+    cfg = config(
+        tmp_path, tiny_roberta_dir, "token", data, val_fraction=0.25, epochs=3, refit=True,
+        case_features=True,
+    )  # fmt: skip
+    train(cfg)
+    refitted = read_manifest(cfg.out)
+    assert refitted.training["train_examples"] == [12]
+    assert read_manifest(Path(cfg.out) / SELECTION_DIR).training["train_examples"] == [9]
+    assert refitted.case_features
+    name = dataset_name(str(data))  # dev scored once with the refit head, both decodings
+    assert {f"{name}_f1", f"{name}_viterbi_f1"} <= set(refitted.metrics)
