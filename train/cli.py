@@ -144,6 +144,13 @@ def add_train_parser(sub: Any) -> None:
         "no early stopping; it takes the selection head's temperature and is the one saved "
         "in OUT (the selection run in OUT/selection)",
     )
+    p.add_argument(
+        "--refit-epochs",
+        type=int,
+        help="with --refit: train that many epochs instead of up to the selection run's kept "
+        "evaluation (a budget chosen on validation curves, e.g. their seed mean's peak; 0: the "
+        "kept evaluation)",
+    )
     p.add_argument("--lr", type=float, help="AdamW learning rate")
     p.add_argument("--weight-decay", type=float, help="AdamW weight decay")
     p.add_argument(

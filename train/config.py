@@ -47,6 +47,7 @@ class TrainConfig:
     val_block: int = 50  # consecutive texts per held-out block
     calibrate: bool = True  # fit the temperature on the validation split
     refit: bool = False  # then train again on train + validation for the budget chosen on it
+    refit_epochs: int = 0  # with refit: that many passes instead of the selection's kept point
     lr: float = 1e-3
     weight_decay: float = 0.01
     label_smoothing: float = 0.0  # share of each target spread evenly over all labels
@@ -181,6 +182,10 @@ def _data_rules(c: TrainConfig) -> list[Rule]:
             "--refit needs a validation split to choose the budget on (--val-fraction > 0)",
         ),
         (c.refit and c.resume, "--refit cannot --resume: run it again from the start"),
+        (
+            c.refit_epochs != 0 and not (c.refit and 0 < c.refit_epochs <= c.epochs),
+            f"--refit-epochs takes a count in 1..--epochs ({c.epochs}) and needs --refit",
+        ),
     ]
 
 

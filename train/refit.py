@@ -37,15 +37,19 @@ from train.steps import LOG_FILE, TrainState, save_best, start_optimisation
 SELECTION_DIR = "selection"
 
 
-def budget(log: list[dict[str, Any]]) -> tuple[int, list[float]]:
-    """From a selection run's log: how many evaluation points the refit runs through (up to
-    and including the one whose head was kept) and the learning rate set after each."""
+def budget(log: list[dict[str, Any]], points: int = 0) -> tuple[int, list[float]]:
+    """From a selection run's log: how many evaluation points the refit runs through and the
+    learning rate set after each. By default up to and including the point whose head the run
+    kept; ``points`` > 0 sets the count instead (a budget chosen on the validation curves of
+    several seeds), the run's last learning rate held past its end."""
     evals = [r for r in log if r.get("event") == "eval"]
     kept = [i for i, r in enumerate(evals) if r.get("improved")]
     if not kept:
         raise ValueError("the selection run kept no head: nothing to refit")
-    points = kept[-1] + 1
-    return points, [float(r["lr"]) for r in evals[:points]]
+    lrs = [float(r["lr"]) for r in evals]
+    if points <= 0:
+        points = kept[-1] + 1
+    return points, (lrs + lrs[-1:] * points)[:points]
 
 
 def read_log(folder: Path) -> list[dict[str, Any]]:
@@ -59,9 +63,9 @@ def refit(
     """Train the refit head into ``out`` for the budget ``selection`` chose; score dev once.
 
     Returns the refit head's dev results (as :func:`train.protocol.finish`)."""
-    points, lrs = budget(read_log(selection))
+    points, lrs = budget(read_log(selection), cfg.refit_epochs * cfg.evals_per_epoch)
     chosen = read_manifest(selection)
-    all_cfg = replace(cfg, val_fraction=0.0, refit=False, out=str(out))  # every text trains
+    all_cfg = replace(cfg, val_fraction=0.0, refit=False, refit_epochs=0, out=str(out))
     random.seed(cfg.seed)
     torch.manual_seed(cfg.seed)  # the selection run's initial head
     data = prepare_data(all_cfg, backbone, device)
@@ -123,7 +127,9 @@ def record(
     selection_training = chosen.training
     training["refit"] = {
         "selection_run": SELECTION_DIR,
-        "budget": "the selection run's kept evaluation point, same passes over the data",
+        "budget": f"{cfg.refit_epochs} epochs (--refit-epochs, chosen on validation curves)"
+        if cfg.refit_epochs
+        else "the selection run's kept evaluation point, same passes over the data",
         "evaluation_points": points,
         "epochs": log[-1]["epoch"],
         "steps": log[-1]["step"],

@@ -30,6 +30,15 @@ def test_budget_runs_to_the_last_improvement_with_its_learning_rates() -> None:
     assert budget(log) == (3, [0.01, 0.005, 0.005])
 
 
+def test_a_fixed_budget_replays_the_learning_rates_and_holds_the_last() -> None:
+    log = [
+        {"event": "eval", "improved": True, "lr": 0.01},
+        {"event": "eval", "improved": False, "lr": 0.005},
+    ]
+    assert budget(log, 1) == (1, [0.01])
+    assert budget(log, 4) == (4, [0.01, 0.005, 0.005, 0.005])
+
+
 def test_a_selection_run_that_kept_nothing_cannot_be_refit() -> None:
     with pytest.raises(ValueError, match="kept no head"):
         budget([{"event": "eval", "improved": False, "lr": 0.01}])
@@ -71,7 +80,12 @@ def test_refit_trains_on_every_text_for_the_chosen_budget(
 
 @pytest.mark.parametrize(
     ("change", "message"),
-    [({"val_fraction": 0.0}, "needs a validation split"), ({"resume": True}, "cannot --resume")],
+    [
+        ({"val_fraction": 0.0}, "needs a validation split"),
+        ({"resume": True}, "cannot --resume"),
+        ({"refit_epochs": 5}, "--refit-epochs takes a count in 1..--epochs"),
+        ({"refit": False, "refit_epochs": 2}, "needs --refit"),
+    ],
 )
 def test_refit_without_a_validation_split_or_resumed_is_refused(
     tmp_path: Path, change: dict[str, object], message: str
@@ -96,3 +110,19 @@ def test_a_token_head_with_case_features_refits(tmp_path: Path, tiny_roberta_dir
     assert refitted.case_features
     name = dataset_name(str(data))  # dev scored once with the refit head, both decodings
     assert {f"{name}_f1", f"{name}_viterbi_f1"} <= set(refitted.metrics)
+
+
+def test_refit_epochs_sets_the_passes_whatever_the_selection_kept(
+    tmp_path: Path, tiny_roberta_dir: Path
+) -> None:
+    data = sentiment_file(tmp_path / "toy.jsonl", repeat=4)
+    cfg = config(
+        tmp_path, tiny_roberta_dir, "sequence", data, val_fraction=0.2, epochs=4, refit=True,
+        refit_epochs=4,
+    )  # fmt: skip
+    train(cfg)
+    replay = read_log(cfg.out)
+    assert [r["epoch"] for r in replay] == [1, 2, 3, 4]
+    chosen = read_log(str(Path(cfg.out) / SELECTION_DIR))
+    assert [r["lr"] for r in replay] == [r["lr"] for r in chosen]
+    assert read_manifest(cfg.out).training["refit"]["budget"].startswith("4 epochs")
