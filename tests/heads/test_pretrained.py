@@ -27,7 +27,7 @@ DEV_FILES = {
     "conll2003_dev": "conll2003/dev.txt",
 }
 SLICE = re.compile(r"^(?P<data>.+?)(?P<size>\d+)_(?P<metric>accuracy|mcc|f1|correct|n)$")
-SHIPPED = {"sentiment", "cola", "ner"}
+SHIPPED = {"sentiment", "sentiment-long", "cola", "ner"}
 
 
 def recorded_slices(folder: Path) -> dict[tuple[str, int], dict[str, float]]:
