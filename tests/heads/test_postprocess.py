@@ -9,10 +9,10 @@ import torch
 
 from heads.answers import ClassAnswer
 from heads.postprocess import (
+    TokenTable,
     Word,
     classification_answer,
     decode_entities,
-    TokenTable,
     token_entities,
     token_entities_many,
     viterbi,
