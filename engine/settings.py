@@ -100,7 +100,13 @@ class EngineSettings(BaseModel):
     window_overlap: int = Field(64, ge=0, description="Tokens shared by neighbouring windows.")
     generate_max_length: int = Field(64, gt=0, description="BART: max generated tokens.")
     generate_num_beams: int = Field(1, gt=0, description="BART: beams (1 = greedy).")
-    threads: int | None = Field(None, gt=0, description="torch CPU threads; empty = torch default.")
+    threads: int | None = Field(
+        None,
+        gt=0,
+        description="torch CPU threads; empty = torch's default (one per core), except that "
+        "sidetask serve on a CPU leaves one core to the event loop and clients (usable "
+        "cores - 1, at least 1).",
+    )
 
     # batching (the engine's micro-batches)
     max_batch_tokens: int | None = Field(

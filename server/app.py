@@ -20,6 +20,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from engine.core import Engine
+from engine.loading import resolve_device
 from engine.openmp import wait_policy_in_effect, wait_policy_mismatch
 from server.batching import BatchConfig, Batcher
 from server.errors import install_error_handlers
@@ -30,6 +31,7 @@ from server.middleware import RequestContextMiddleware
 from server.security import KeyChecker
 from server.settings import Settings
 from server.state import AppState
+from server.threads import serving_threads, usable_cores
 
 log = logging.getLogger("sidetask.server")
 
@@ -68,10 +70,24 @@ async def _in_daemon_thread(fn: Callable[[Settings], Engine], settings: Settings
     return await future
 
 
+def with_serving_threads(settings: Settings) -> Settings:
+    """``settings`` with ``threads`` resolved for serving (server/threads.py), logged."""
+    threads = serving_threads(settings, resolve_device(settings.device).type)
+    if threads == settings.threads:
+        return settings
+    log.info(
+        "torch threads: %d (%d usable cores, one left to the event loop and the clients; "
+        "--threads to change)",
+        threads,
+        usable_cores(),
+    )
+    return settings.model_copy(update={"threads": threads})
+
+
 async def _load(state: AppState, factory: EngineFactory) -> None:
     """Build the engine in a thread, then start the batch worker."""
     try:
-        engine = await _in_daemon_thread(factory, state.settings)
+        engine = await _in_daemon_thread(factory, with_serving_threads(state.settings))
     except Exception as exc:
         state.fail_load(exc)
         log.critical("cannot start: %s", state.load_error)
