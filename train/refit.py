@@ -32,7 +32,7 @@ from train.averaging import evaluated_head
 from train.config import TrainConfig
 from train.prepare import prepare_data
 from train.protocol import finish
-from train.steps import LOG_FILE, TrainState, save_best, start_optimisation
+from train.steps import TrainState, read_log, save_best, start_optimisation
 
 SELECTION_DIR = "selection"
 
@@ -50,11 +50,6 @@ def budget(log: list[dict[str, Any]], points: int = 0) -> tuple[int, list[float]
     if points <= 0:
         points = kept[-1] + 1
     return points, (lrs + lrs[-1:] * points)[:points]
-
-
-def read_log(folder: Path) -> list[dict[str, Any]]:
-    lines = (folder / LOG_FILE).read_text().splitlines()
-    return [json.loads(x) for x in lines if x.strip()]
 
 
 def refit(

@@ -228,12 +228,18 @@ def machine() -> str:
     return f"{platform.machine()} CPU ({os.cpu_count()} cores), {torch.get_num_threads()} threads"
 
 
+def read_log(folder: Path) -> list[dict[str, Any]]:
+    """The records of ``folder``'s training log, in order."""
+    lines = (folder / LOG_FILE).read_text().splitlines()
+    return [json.loads(line) for line in lines if line.strip()]
+
+
 def write_plots(out: Path, cfg: TrainConfig) -> None:
     """Layer weights and learning curves of the saved head, next to it."""
     log_path = out / LOG_FILE
     if not log_path.exists() or not (out / "manifest.json").exists():
         return
-    log = [json.loads(line) for line in log_path.read_text().splitlines() if line.strip()]
+    log = read_log(out)
     from heads.io import load_head
 
     head = load_head(out)
