@@ -40,6 +40,11 @@ def workload_heads(loaded: Sequence[str]) -> list[str]:
     return chosen if len(chosen) == len(WORKLOAD_HEADS) else list(loaded)
 
 
+def workload_tasks(engine: Any) -> list[str]:
+    """Issue 20's "all tasks": the workload heads and the engine's main task."""
+    return [*workload_heads(engine.heads.names), engine.main_task]
+
+
 @dataclass(frozen=True)
 class BenchContext:
     """What every benchmark was asked to run on, resolved once."""

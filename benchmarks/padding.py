@@ -224,7 +224,7 @@ def measure(
     """Padding by policy, then each policy's steps timed, padded and padding-free."""
     from engine.core import AnalyzeRequest
 
-    tasks = [*common.workload_heads(engine.heads.names), engine.main_task]
+    tasks = common.workload_tasks(engine)
     requests = [
         engine.prepare(AnalyzeRequest(texts, tasks)).windows for texts in workload_texts(name, args)
     ]

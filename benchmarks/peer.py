@@ -312,10 +312,10 @@ def measure(ctx: common.BenchContext, args: argparse.Namespace) -> dict[str, Any
 def shipped_head_names() -> list[str]:
     """The shipped heads the defaults target asks for (`sidetask serve` without --heads-dir
     loads them all): issue 20's three, as the other targets."""
+    from heads.registry import head_folders
     from heads.shipped import PRETRAINED_HEADS
 
-    shipped = sorted(p.name for p in PRETRAINED_HEADS.iterdir() if (p / "manifest.json").is_file())
-    return common.workload_heads(shipped)
+    return common.workload_heads([p.name for p in head_folders([PRETRAINED_HEADS])])
 
 
 def shlex_join(cmd: Sequence[str]) -> str:

@@ -377,7 +377,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             env.update(SIDETASK_BACKBONE=args.backbone, SIDETASK_HEADS_DIR=str(heads))
         settings = Settings(**values)
         engine = build_engine(settings)
-        tasks = [*common.workload_heads(engine.heads.names), engine.main_task]  # all four tasks
+        tasks = common.workload_tasks(engine)  # all four tasks
         texts = sentences(args.data_dir)
         giant = giant_body(
             engine, reviews(args.data_dir), args.budget, settings.max_text_chars, tasks

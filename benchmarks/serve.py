@@ -98,7 +98,7 @@ def prepare_heads(backbone: Any, args: argparse.Namespace, folder: Path) -> Path
     if args.backbone is None and {name for name, _, _ in HEADS} <= shipped_names:
         return PRETRAINED_HEADS
     have: set[str] = set()
-    if args.backbone is None and head_folders([PRETRAINED_HEADS]):
+    if args.backbone is None and shipped_names:
         shipped = load_head_set([PRETRAINED_HEADS], backbone.info, skip_failures=True)
         for name, head in shipped.heads.items():
             save_head(head, folder / name)

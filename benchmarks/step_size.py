@@ -35,8 +35,7 @@ def windows(engine: Any, texts: Sequence[str], length: int | None) -> list[Any]:
     """Windows of ``texts`` (issue 20's four tasks); only full ones when ``length`` is given."""
     from engine.core import AnalyzeRequest
 
-    tasks = [*common.workload_heads(engine.heads.names), engine.main_task]
-    items = engine.prepare(AnalyzeRequest(list(texts), tasks)).windows
+    items = engine.prepare(AnalyzeRequest(list(texts), common.workload_tasks(engine))).windows
     if length is not None:
         return [it for it in items if it.length == length]
     return sorted(items, key=lambda it: it.length)

@@ -72,14 +72,15 @@ async def _in_daemon_thread(fn: Callable[[Settings], Engine], settings: Settings
 
 def with_serving_threads(settings: Settings) -> Settings:
     """``settings`` with ``threads`` resolved for serving (server/threads.py), logged."""
-    threads = serving_threads(settings, resolve_device(settings.device).type)
+    cores = usable_cores()
+    threads = serving_threads(settings, resolve_device(settings.device).type, cores)
     if threads == settings.threads:
         return settings
     log.info(
         "torch threads: %d (%d usable cores, one left to the event loop and the clients; "
         "--threads to change)",
         threads,
-        usable_cores(),
+        cores,
     )
     return settings.model_copy(update={"threads": threads})
 
