@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 import torch
 
 from engine.dtype_choice import DtypeChoice
-from engine.head_outputs import Commit, build_result, head_commits, main_commits
+from engine.head_outputs import Commit, build_results, head_commits, main_commits
 from engine.prepared import (
     AnalyzeRequest,
     AnalyzeResult,
@@ -225,10 +225,14 @@ class Engine:
     # ---- stage 3: merge windows, answer ---------------------------------------------------
     def finish(self, prepared: PreparedRequest) -> AnalyzeResult:
         """Answers of a request whose windows have all run."""
+        return self.finish_many([prepared])[0]
+
+    def finish_many(self, prepared: Sequence[PreparedRequest]) -> list[AnalyzeResult]:
+        """Answers of many finished requests, each head's built for all their texts at once."""
         t0 = time.perf_counter()
-        result = build_result(prepared, self.main_task)
+        results = build_results(prepared, self.main_task)
         self._observe("postprocess", t0)
-        return result
+        return results
 
     # ---- all three, in this thread ----------------------------------------------------------
     def run_batch(self, requests: Sequence[AnalyzeRequest]) -> list[AnalyzeResult | Exception]:
@@ -253,7 +257,8 @@ class Engine:
                 windows, self.config.max_batch_tokens, self.config.max_batch_size
             ):
                 self.run_step([group[i] for i in batch])
-        return [o if isinstance(o, Exception) else self.finish(o) for o in outcomes]
+        answered = iter(self.finish_many(prepared))
+        return [o if isinstance(o, Exception) else next(answered) for o in outcomes]
 
     def analyze(self, texts: Sequence[str], tasks: Sequence[str] | None = None) -> AnalyzeResult:
         result = self.run_batch(

@@ -93,14 +93,42 @@ def window_case_tensor(
 
 def build_result(prepared: PreparedRequest, main_task: str) -> AnalyzeResult:
     """Merge every text's windows into its answers (all windows have run)."""
-    by_head = _head_answers(prepared.texts, prepared.heads)
-    answers = []
-    for i, st in enumerate(prepared.texts):
-        answer: TextAnswers = {name: by_head[name][i] for name in sorted(st.tasks)}
-        if st.main and st.main_output is not None:
-            answer[main_task] = st.main_output
-        answers.append(answer)
-    return AnalyzeResult(answers, prepared.tokens, prepared.layers_run)
+    return build_results([prepared], main_task)[0]
+
+
+def build_results(prepared: Sequence[PreparedRequest], main_task: str) -> list[AnalyzeResult]:
+    """:func:`build_result` of many requests, each head's answers built for all their texts
+    at once (one classifier call, one batched Viterbi search): per-text Python is most of
+    an answer's cost, and one-sentence requests would otherwise pay it one by one."""
+    states: list[TextState] = []
+    by_head: dict[str, dict[int, TaskAnswer]] = {}
+    for group in _by_head_set(prepared):
+        first = len(states)
+        group_states = [st for p in group for st in p.texts]
+        states += group_states
+        for name, got in _head_answers(group_states, group[0].heads).items():
+            by_head.setdefault(name, {}).update({first + i: a for i, a in got.items()})
+    position = {id(st): i for i, st in enumerate(states)}
+    results = []
+    for p in prepared:
+        answers = []
+        for st in p.texts:
+            i = position[id(st)]
+            answer: TextAnswers = {name: by_head[name][i] for name in sorted(st.tasks)}
+            if st.main and st.main_output is not None:
+                answer[main_task] = st.main_output
+            answers.append(answer)
+        results.append(AnalyzeResult(answers, p.tokens, p.layers_run))
+    return results
+
+
+def _by_head_set(prepared: Sequence[PreparedRequest]) -> list[list[PreparedRequest]]:
+    """Requests grouped by the head set they were prepared with (a hot reload between two
+    requests gives them different heads of the same name)."""
+    groups: dict[int, list[PreparedRequest]] = {}
+    for p in prepared:
+        groups.setdefault(id(p.heads), []).append(p)
+    return list(groups.values())
 
 
 def _head_answers(states: Sequence[TextState], heads: HeadSet) -> dict[str, dict[int, TaskAnswer]]:

@@ -116,7 +116,7 @@ def viterbi_many(sequences: Sequence[torch.Tensor], labels: Sequence[str]) -> li
     for t in range(1, steps):
         cand = score[:, :, None] + penalty  # (batch, prev, cur)
         back[:, t] = cand.argmax(axis=1)
-        best = np.take_along_axis(cand, back[:, t][:, None, :], axis=1)[:, 0] + logp[:, t]
+        best = cand.max(axis=1) + logp[:, t]  # the value at the argmax, without a gather
         score = np.where((t < lengths)[:, None], best, score)
     ends, back_lists = score.argmax(axis=1).tolist(), back.tolist()
     paths: list[list[int]] = []

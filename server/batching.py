@@ -363,25 +363,50 @@ class Batcher:
     def _answer_loop(self) -> None:
         try:
             while True:
-                job = self._answers.get()
-                if job is None:
+                jobs, stopping = self._finished_jobs()
+                if jobs:
+                    self._answer(jobs)
+                if stopping:
                     return
-                self._answer(job)
         except BaseException as exc:  # the answer thread itself broke: nothing can be served
             self._die(exc)
 
-    def _answer(self, job: Job) -> None:
+    def _finished_jobs(self) -> tuple[list[Job], bool]:
+        """Every job finished so far (waits for the first): a step's requests are answered
+        together, each head's answers built for all their texts in one call. True when the
+        stop sentinel came."""
+        jobs: list[Job] = []
+        job = self._answers.get()
+        while job is not None:
+            jobs.append(job)
+            try:
+                job = self._answers.get_nowait()
+            except queue.Empty:
+                return jobs, False
+        return jobs, True
+
+    def _answer(self, jobs: Sequence[Job]) -> None:
+        """Answer ``jobs`` at once; if that raises, one by one, so that only a request whose
+        own answer fails gets the error."""
         try:
-            outcome: AnalyzeResult | Exception = self.engine.finish(job.prepared)
-            if self.metrics is not None:
-                self.metrics.texts.inc(len(job.prepared.texts))
+            outcomes: Sequence[AnalyzeResult | Exception] = self.engine.finish_many(
+                [job.prepared for job in jobs]
+            )
         except Exception as exc:
-            error_id = uuid.uuid4().hex[:12]
-            log.error("answer failed, error id %s: %r", error_id, exc, exc_info=exc)
-            outcome = BatchFailed(error_id)
-        _post(job, outcome)
+            if len(jobs) == 1:
+                error_id = uuid.uuid4().hex[:12]
+                log.error("answer failed, error id %s: %r", error_id, exc, exc_info=exc)
+                outcomes = [BatchFailed(error_id)]
+            else:
+                for job in jobs:
+                    self._answer([job])
+                return
+        for job, outcome in zip(jobs, outcomes, strict=True):
+            if self.metrics is not None and not isinstance(outcome, Exception):
+                self.metrics.texts.inc(len(job.prepared.texts))
+            _post(job, outcome)
         with self._cond:
-            self._answering -= 1
+            self._answering -= len(jobs)
 
 
 def _job(entry: Entry[WindowItem]) -> Job:

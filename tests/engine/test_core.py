@@ -84,6 +84,25 @@ def test_short_text_answers_do_not_depend_on_the_rest_of_the_batch(minilm: Backb
     assert_same_answers(together, alone)
 
 
+def test_requests_answered_together_get_the_answers_they_get_alone(minilm: Backbone) -> None:
+    engine = _engine(minilm)
+    requests = [
+        AnalyzeRequest(TRICKY[:3], ["ner", "sentiment"]),
+        AnalyzeRequest([TRICKY[5]], ["sentiment"]),
+        AnalyzeRequest(TRICKY[3:5], ["ner", "embedding"]),
+        AnalyzeRequest([TRICKY[6]], ["ner"]),
+    ]
+    prepared = [engine.prepare(r) for r in requests]
+    for item in [it for p in prepared for it in p.windows]:
+        engine.run_step([item])
+    together = engine.finish_many(prepared)
+    for request, result in zip(requests, together, strict=True):
+        alone = engine.run_batch([request])[0]
+        assert not isinstance(alone, Exception)
+        assert_same_answers(result.results, alone.results)
+        assert (result.tokens, result.layers_run) == (alone.tokens, alone.layers_run)
+
+
 def test_embedding_is_identical_with_and_without_heads(minilm: Backbone) -> None:
     engine = _engine(minilm)
     with_heads = engine.analyze(TRICKY, ["embedding", "sentiment", "ner"]).results

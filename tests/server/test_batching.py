@@ -34,9 +34,9 @@ class Stepper(Engine):
         assert self.gate.acquire(timeout=DEADLINE), "the test never released this step"
         return super().run_step(items)
 
-    def finish(self, prepared: PreparedRequest) -> AnalyzeResult:
+    def finish_many(self, prepared: Sequence[PreparedRequest]) -> list[AnalyzeResult]:
         assert self.finish_gate.wait(DEADLINE)
-        return super().finish(prepared)
+        return super().finish_many(prepared)
 
 
 @pytest.fixture
@@ -169,24 +169,39 @@ def test_answers_are_built_while_the_next_micro_batch_runs(stepper: Stepper) -> 
     _run(stepper, body)
 
 
-def test_a_request_whose_answer_fails_gets_its_own_error(stepper: Stepper) -> None:
+def test_requests_finished_together_are_answered_together_and_a_bad_one_fails_alone(
+    stepper: Stepper,
+) -> None:
     from server.batching import BatchFailed
 
+    answered: list[int] = []
+
     class BadAnswer(Stepper):
-        def finish(self, prepared: PreparedRequest) -> AnalyzeResult:
-            if "BAD" in prepared.request.texts[0]:
+        def finish_many(self, prepared: Sequence[PreparedRequest]) -> list[AnalyzeResult]:
+            assert self.finish_gate.wait(DEADLINE)
+            answered.append(len(prepared))
+            if any("BAD" in p.request.texts[0] for p in prepared):
                 raise ValueError("injected: cannot build this answer")
-            return super().finish(prepared)
+            return super().finish_many(prepared)
 
     stepper.__class__ = BadAnswer
-    stepper.gate.release(100)
+    stepper.finish_gate.clear()
 
     async def body(batcher: Batcher) -> None:
+        first = _submit(batcher, stepper, "Anna lives in Paris")
+        await asyncio.to_thread(_entered, stepper)
         bad = _submit(batcher, stepper, "BAD text")
         good = _submit(batcher, stepper, "good text")
+        stepper.gate.release()  # first's step; its answer then waits at the finish gate
+        await asyncio.to_thread(_entered, stepper)
+        stepper.gate.release()  # bad and good share the next step and finish together
+        await _poll(lambda: batcher._answering == 3)
+        stepper.finish_gate.set()
+        assert len((await _wait(first)).results) == 1
         with pytest.raises(BatchFailed):
             await _wait(bad)
         assert len((await _wait(good)).results) == 1
+        assert answered == [1, 2, 1, 1]  # first; bad and good at once, then one by one
         assert batcher.alive  # the answer thread goes on
 
     _run(stepper, body)
