@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from models.embedding import mean_pool_normalize
-from models.unpadded import supports_unpadded, unpadded_encode
+from models.unpadded import fuse_qkv, supports_unpadded, unpadded_encode
 
 LayerConsumer = Callable[[int, torch.Tensor], None]
 
@@ -305,6 +305,8 @@ class Backbone:
         layers allow it (BERT family); returns whether they will. Compiled layers keep the
         padded pass."""
         self.unpadded = on and supports_unpadded(self.model, self.layers)
+        if self.unpadded:
+            fuse_qkv(self.layers)
         return self.unpadded
 
     def _forward_unpadded(

@@ -128,18 +128,62 @@ def unpack(packed: torch.Tensor, packing: Packing) -> torch.Tensor:
     return out.view(packing.batch, packing.length, hidden)
 
 
+_FUSED = "_sidetask_qkv"  # attribute of a layer's attention.self: (weight, bias) of Q|K|V
+
+
+def fuse_qkv(layers: nn.ModuleList) -> None:
+    """Make each layer's query, key and value parameters views of one (3 * hidden, hidden)
+    weight and bias, so the packed pass projects Q, K and V in one matmul (no extra memory;
+    the modules themselves are unchanged for every other caller)."""
+    with torch.no_grad():
+        for layer in layers:
+            attention: Any = layer.attention
+            own = attention.self
+            if _fused(own) is not None:
+                continue
+            parts = [getattr(own, p) for p in _ATTENTION_PARTS]
+            if any(p.bias is None for p in parts):
+                continue
+            weight = torch.cat([p.weight for p in parts])
+            bias = torch.cat([p.bias for p in parts])
+            size = parts[0].weight.shape[0]
+            for i, p in enumerate(parts):
+                p.weight.data = weight[i * size : (i + 1) * size]
+                p.bias.data = bias[i * size : (i + 1) * size]
+            setattr(own, _FUSED, (weight, bias))
+
+
+def _fused(own: Any) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """The fused Q|K|V weight and bias, if the parameters are still views of them (a later
+    ``.to()`` or weight load replaces them: then the three projections run apart)."""
+    fused = getattr(own, _FUSED, None)
+    if fused is None:
+        return None
+    weight, bias = fused
+    same = own.query.weight.data_ptr() == weight.data_ptr()
+    same = same and own.value.bias.data_ptr() == bias[2 * bias.shape[0] // 3 :].data_ptr()
+    return fused if same and own.query.weight.dtype == weight.dtype else None
+
+
 def packed_attention(
     own: Any, x: torch.Tensor, runs: Sequence[tuple[int, int, int]]
 ) -> torch.Tensor:
-    """Self-attention of packed tokens: one unmasked SDPA call per run of equal-length rows."""
+    """Self-attention of packed tokens: one unmasked SDPA call per run of equal-length rows.
+
+    Few torch calls per run on purpose: each is a return to Python, which must take the GIL
+    back from the server's event loop (docs/server.md#saturation)."""
     heads, size = int(own.num_attention_heads), int(own.attention_head_size)
     scale = getattr(own, "scaling", size**-0.5)
-    q, k, v = own.query(x), own.key(x), own.value(x)
-    context = torch.empty_like(q)
+    fused = _fused(own)
+    if fused is not None:
+        qkv = F.linear(x, *fused)
+    else:
+        qkv = torch.cat([own.query(x), own.key(x), own.value(x)], dim=-1)
+    context = x.new_empty(x.shape[0], heads * size)
     for first, rows, n in runs:
         stop = first + rows * n
-        q_, k_, v_ = (t[first:stop].view(rows, n, heads, size).transpose(1, 2) for t in (q, k, v))
-        out = F.scaled_dot_product_attention(q_, k_, v_, scale=scale)
+        q, k, v = qkv[first:stop].view(rows, n, 3, heads, size).permute(2, 0, 3, 1, 4).unbind(0)
+        out = F.scaled_dot_product_attention(q, k, v, scale=scale)
         context[first:stop] = out.transpose(1, 2).reshape(rows * n, heads * size)
     return context
 

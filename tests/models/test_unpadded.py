@@ -178,3 +178,27 @@ def test_pack_orders_rows_longest_first_in_runs_of_one_length() -> None:
     assert packing.runs == ((0, 1, 4), (4, 1, 3), (7, 2, 2))
     assert packing.index.tolist() == [4, 5, 6, 7, 12, 13, 14, 0, 1, 9, 10]
     assert packing.tokens == int(mask.sum())
+
+
+def test_fused_qkv_shares_the_projections_memory_and_a_later_move_falls_back(
+    tiny_roberta: Backbone,
+) -> None:
+    from models.unpadded import _fused
+
+    padded, unpadded = _variants(tiny_roberta, torch.float32)
+    own: Any = unpadded.layers[0].attention.self
+    fused = _fused(own)
+    assert fused is not None  # use_unpadded() fused Q|K|V ...
+    assert (
+        own.key.weight.data_ptr() == fused[0][own.key.weight.shape[0] :].data_ptr()
+    )  # ... in place
+    ids, mask = _batch(padded, [9, 4, 4], seed=3)
+    real = mask.bool()
+    moved = copy.deepcopy(unpadded.model).to(dtype=torch.float64).to(dtype=torch.float32)
+    after = Backbone(moved, tiny_roberta.tokenizer, tiny_roberta.info.name, 64)
+    after.unpadded = True  # without use_unpadded(): its parameters are no longer views
+    assert _fused(after.layers[0].attention.self) is None
+    want = padded.forward(ids, mask).last_hidden
+    got = after.forward(ids, mask).last_hidden
+    assert want is not None and got is not None
+    torch.testing.assert_close(got[real], want[real], atol=1e-5, rtol=1e-5)
