@@ -22,9 +22,10 @@ from fastapi.middleware.cors import CORSMiddleware
 from engine.core import Engine
 from engine.loading import resolve_device
 from engine.openmp import wait_policy_in_effect, wait_policy_mismatch
-from server.batching import BatchConfig, Batcher
+from server.batching import Batcher
 from server.errors import install_error_handlers
 from server.heads_admin import publish_model, reload_heads
+from server.jobs import BatchConfig
 from server.limits import BodyLimitMiddleware
 from server.metrics import Metrics
 from server.middleware import RequestContextMiddleware

@@ -13,8 +13,9 @@ from typing import Any
 from fastapi import Request
 
 from engine.core import AnalyzeRequest, AnalyzeResult, Engine, PreparedRequest, UnknownTaskError
-from server.batching import Batcher, BatchFailed, Draining, Job, QueueFull, WorkerDead
+from server.batching import Batcher
 from server.errors import ApiError, ErrorKind
+from server.jobs import BatchFailed, Draining, Job, QueueFull, WorkerDead
 from server.state import AppState
 
 # Below this many characters tokenising on the event loop is cheaper than a thread hop.

@@ -14,7 +14,8 @@ from app_harness import assert_same_answers, engine_factory
 
 from engine.core import AnalyzeRequest, AnalyzeResult, Engine, PreparedRequest, WindowItem
 from models.backbone import Backbone
-from server.batching import BatchConfig, Batcher, Job
+from server.batching import Batcher
+from server.jobs import BatchConfig, Job
 from server.settings import Settings
 
 DEADLINE = 30.0  # generous: these tests wait on events, never on timings
@@ -172,7 +173,7 @@ def test_answers_are_built_while_the_next_micro_batch_runs(stepper: Stepper) -> 
 def test_requests_finished_together_are_answered_together_and_a_bad_one_fails_alone(
     stepper: Stepper,
 ) -> None:
-    from server.batching import BatchFailed
+    from server.jobs import BatchFailed
 
     answered: list[int] = []
 
