@@ -32,7 +32,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from benchmarks import common, loadgen, workload
+from benchmarks import common, loadgen, thread_clock, workload
 from benchmarks.live_server import Outcome, ServerProcess, closed_loop, server_env, summarise
 from benchmarks.shapes import load_backbone
 from engine.flags import EnvFlagParser, command_prefix, parse_with_env
@@ -208,8 +208,12 @@ def served(
     pool: Sequence[str] = (),
     per_request: int = 1,
     hey_bodies: int = 8,
+    pid: int | None = None,
 ) -> dict[str, Any]:
-    """Closed-loop load per task set and concurrency; medians over interleaved rounds."""
+    """Closed-loop load per task set and concurrency; medians over interleaved rounds.
+
+    With the server's ``pid`` each point also records its threads' CPU shares and voluntary
+    context switches per second (benchmarks/thread_clock.py)."""
     pool = pool or texts(64)
     ramp = steady_ramp_up(ramp_up, seconds)
 
@@ -222,8 +226,13 @@ def served(
     runs: dict[tuple[str, int], list[dict[str, Any]]] = {v: [] for v in variants}
     for r in range(ctx.repeats):
         for name, c in variants if r % 2 == 0 else variants[::-1]:
+            clock = thread_clock.sample(pid) if pid is not None else {}
+            started = time.perf_counter()
             outcomes = run(TASK_SETS[name], c, seconds)
+            elapsed = time.perf_counter() - started
             summary = summarise(outcomes, seconds)
+            if pid is not None:
+                summary["threads"] = thread_clock.shares(clock, thread_clock.sample(pid), elapsed)
             summary["in_window_rps"] = loadgen.credited_texts_per_s(
                 outcomes, per_request, seconds, ramp
             )
@@ -242,6 +251,8 @@ def served(
             "p99_s": statistics.median(p99 or [0.0]),
             "non_200": sum(n for x in rs for s, n in x["status_counts"].items() if s != "200"),
         }
+        if pid is not None:
+            out[name][str(c)]["threads"] = thread_clock.median_shares([x["threads"] for x in rs])
     return out
 
 
@@ -363,6 +374,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 pool,
                 per_request,
                 args.hey_bodies,
+                srv.pid,
             )
             exit_code = srv.stop()
         # offline again after the server phase: the median of both brackets the load phase,

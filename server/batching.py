@@ -30,6 +30,7 @@ import torch
 from engine.core import AnalyzeResult, Engine, PreparedRequest, WindowItem
 from server.jobs import BatchConfig, BatchFailed, Draining, Job, QueueFull, WorkerDead, post
 from server.metrics import Metrics
+from server.os_threads import name_os_thread
 from server.scheduler import Entry, Step, WindowScheduler
 
 log = logging.getLogger("sidetask.batching")
@@ -163,6 +164,7 @@ class Batcher:
             self.metrics.queue_depth.set(self._scheduler.waiting)
 
     def _loop(self) -> None:
+        name_os_thread(self._thread.name)
         try:
             while True:
                 step = self._next_step()
@@ -293,6 +295,7 @@ class Batcher:
 
     # ---- answer side -----------------------------------------------------------------
     def _answer_loop(self) -> None:
+        name_os_thread(self._answer_thread.name)
         try:
             while True:
                 jobs, stopping = self._finished_jobs()

@@ -39,6 +39,8 @@ def test_serve_benchmark_measures_every_point(
         assert point["non_200"] == 0 and point["texts_per_s"]["n"] == 2
         assert result["offline"][name]["best"]["n"] == 4  # before + after the server phase
         assert point["texts_per_s"]["median"] > 0 and point["p99_s"] >= point["p50_s"] > 0
+        if Path("/proc/self/task").is_dir():  # the server's threads, by their OS names
+            assert point["threads"]["sidetask-worker"]["cpu_share"] > 0
         off = result["offline"][name]
         assert off["best"] == off["by_batch"][str(off["best_batch"])]
         row = comp["per_task_set"][name]

@@ -206,3 +206,14 @@ def test_requests_finished_together_are_answered_together_and_a_bad_one_fails_al
         assert batcher.alive  # the answer thread goes on
 
     _run(stepper, body)
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="thread names are read from /proc")
+def test_the_worker_and_answer_threads_carry_their_names_in_the_os(stepper: Stepper) -> None:
+    def names() -> set[str]:
+        return {(t / "comm").read_text().strip() for t in Path("/proc/self/task").iterdir()}
+
+    async def body(batcher: Batcher) -> None:
+        await _poll(lambda: {"sidetask-worker", "sidetask-answer"} <= names())
+
+    _run(stepper, body)
