@@ -178,8 +178,12 @@ class SocketClient:
     def __init__(self, base: str) -> None:
         host, port = base.removeprefix("http://").split(":")
         self.address = (host, int(port))
-        self.sock = socket.create_connection(self.address, timeout=60)
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.sock = self._connect()
+
+    def _connect(self) -> socket.socket:
+        sock = socket.create_connection(self.address, timeout=60)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return sock
 
     def analyze(self, texts: list[str], tasks: list[str]) -> bytes:
         body = json.dumps({"texts": texts, "tasks": tasks}).encode()
@@ -187,8 +191,18 @@ class SocketClient:
             "POST /analyze HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n"
             f"Content-Length: {len(body)}\r\n\r\n"
         ).encode()
-        self.sock.sendall(head + body)
-        data = b""
+        for attempt in (0, 1):
+            try:
+                self.sock.sendall(head + body)
+                data = self._recv()
+                break
+            except (ConnectionError, OSError):
+                # the server closed the idle keep-alive connection (uvicorn does after 5 s)
+                # before this request reached it: nothing was answered, so send it again
+                self.sock.close()
+                if attempt:
+                    raise
+                self.sock = self._connect()
         while b"\r\n\r\n" not in data:
             data += self._recv()
         header, _, rest = data.partition(b"\r\n\r\n")
