@@ -100,34 +100,29 @@ def build_results(prepared: Sequence[PreparedRequest], main_task: str) -> list[A
     """:func:`build_result` of many requests, each head's answers built for all their texts
     at once (one classifier call, one batched Viterbi search): per-text Python is most of
     an answer's cost, and one-sentence requests would otherwise pay it one by one."""
-    states: list[TextState] = []
-    by_head: dict[str, dict[int, TaskAnswer]] = {}
+    results: list[AnalyzeResult | None] = [None] * len(prepared)
     for group in _by_head_set(prepared):
-        first = len(states)
-        group_states = [st for p in group for st in p.texts]
-        states += group_states
-        for name, got in _head_answers(group_states, group[0].heads).items():
-            by_head.setdefault(name, {}).update({first + i: a for i, a in got.items()})
-    position = {id(st): i for i, st in enumerate(states)}
-    results = []
-    for p in prepared:
-        answers = []
-        for st in p.texts:
-            i = position[id(st)]
-            answer: TextAnswers = {name: by_head[name][i] for name in sorted(st.tasks)}
-            if st.main and st.main_output is not None:
-                answer[main_task] = st.main_output
-            answers.append(answer)
-        results.append(AnalyzeResult(answers, p.tokens, p.layers_run))
-    return results
+        states = [st for i in group for st in prepared[i].texts]
+        by_head = _head_answers(states, prepared[group[0]].heads)
+        row = 0
+        for i in group:
+            answers = []
+            for st in prepared[i].texts:
+                answer: TextAnswers = {name: by_head[name][row] for name in sorted(st.tasks)}
+                if st.main and st.main_output is not None:
+                    answer[main_task] = st.main_output
+                answers.append(answer)
+                row += 1
+            results[i] = AnalyzeResult(answers, prepared[i].tokens, prepared[i].layers_run)
+    return [r for r in results if r is not None]
 
 
-def _by_head_set(prepared: Sequence[PreparedRequest]) -> list[list[PreparedRequest]]:
-    """Requests grouped by the head set they were prepared with (a hot reload between two
-    requests gives them different heads of the same name)."""
-    groups: dict[int, list[PreparedRequest]] = {}
-    for p in prepared:
-        groups.setdefault(id(p.heads), []).append(p)
+def _by_head_set(prepared: Sequence[PreparedRequest]) -> list[list[int]]:
+    """Indices of ``prepared`` grouped by the head set each request was prepared with (a hot
+    reload between two requests gives them different heads of the same name)."""
+    groups: dict[int, list[int]] = {}
+    for i, p in enumerate(prepared):
+        groups.setdefault(id(p.heads), []).append(i)
     return list(groups.values())
 
 
